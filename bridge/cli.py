@@ -1,0 +1,93 @@
+"""`rtvbp-bridge` command line: serve (and the user tools)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from bridge import __version__
+from bridge.config import SettingsError, describe_settings, load_settings
+
+SERVE_EPILOG = "Configuration comes from environment variables:\n\n{settings}\n\n" \
+    "OpenTelemetry is configured with the standard OTEL_* variables."
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the call's session id when the record carries one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("session_id", "trace_id", "span_id"):
+            value = getattr(record, key, None)
+            if value:
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # websockets logs raw request headers (Authorization included) at DEBUG: never let it.
+    logging.getLogger("websockets").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    logging.getLogger("aio_pika").setLevel(logging.WARNING)
+    logging.getLogger("aiormq").setLevel(logging.WARNING)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"rtvbp-bridge: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_format)
+    from bridge.service import serve
+
+    try:
+        asyncio.run(serve(settings))
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"rtvbp-bridge: cannot serve: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rtvbp-bridge", description="RTVBP application-role bridge to RabbitMQ")
+    parser.add_argument("--version", action="version", version=f"rtvbp-bridge {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser(
+        "serve",
+        help="serve RTVBP calls and bridge them onto RabbitMQ",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SERVE_EPILOG.format(settings=describe_settings()),
+    )
+    serve.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

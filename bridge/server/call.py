@@ -1,0 +1,375 @@
+"""One call: drives an `ApplicationSession` over a live WebSocket and a `CallApp` (the broker side).
+
+Three tasks per call: the reader (socket -> session), the pacer (playout queue -> socket, real time) and
+the timer (request timeouts, initialize deadline, delayed close). All protocol decisions are in the
+sans-I/O session; this module only moves bytes and time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from bridge.audio.format import AudioFormat
+from bridge.audio.playout import ClearResult, MarkReached, Playout, PlayoutFull
+from bridge.protocol.catalog import PayloadError
+from bridge.protocol.session import (
+    Action,
+    ApplicationSession,
+    AudioIn,
+    Close,
+    Ended,
+    EndReason,
+    InitializeRequested,
+    ProtocolViolation,
+    Ready,
+    RequestSettled,
+    SendText,
+    SessionConfig,
+    SessionCounters,
+    SessionStateError,
+    State,
+    VoiceEvent,
+)
+
+log = logging.getLogger("bridge.call")
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class CallRefused(Exception):
+    """The application side cannot take the call; initialize is answered with this error."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class CommandError(Exception):
+    """A downstream command failed; `code` follows the AMQP contract's reply codes."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(slots=True)
+class CallStats:
+    frames_in: int = 0
+    bytes_in: int = 0
+    frames_out: int = 0
+    bytes_out: int = 0
+    dropped_out_bytes: int = 0
+
+
+@dataclass(slots=True)
+class CallSummary:
+    reason: EndReason
+    detail: str
+    duration_ms: int
+    stats: CallStats
+    protocol: SessionCounters
+
+
+class CallApp(Protocol):
+    """What a call is bridged to. The broker link implements it; tests may plug their own."""
+
+    async def start(self, call: Call, init: InitializeRequested) -> None:
+        """Called on session.initialize; raise CallRefused to refuse. The answer waits for this."""
+
+    def voice_event(self, event: VoiceEvent) -> None: ...
+
+    def audio_in(self, data: bytes) -> None: ...
+
+    def mark_reached(self, mark: MarkReached) -> None: ...
+
+    def audio_out(self, frame: bytes) -> None:
+        """A frame was sent to the caller (for the optional `.out` mirror)."""
+
+    async def end(self, summary: CallSummary) -> None: ...
+
+
+@dataclass(eq=False)
+class Call:
+    ws: ServerConnection
+    config: SessionConfig
+    app: CallApp
+    playout_lead_ms: int = 100
+    playout_max_ms: int = 60_000
+    session: ApplicationSession = field(init=False)
+    stats: CallStats = field(default_factory=CallStats)
+    playout: Playout | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    on_violation: Callable[[ProtocolViolation], None] | None = None
+    _waiters: dict[str, asyncio.Future[RequestSettled]] = field(default_factory=dict)
+    _close_at: float | None = None
+    _close: Close | None = None
+    _wake_timer: Wakeup = field(default_factory=lambda: Wakeup())
+    _wake_pacer: Wakeup = field(default_factory=lambda: Wakeup())
+    _ended: asyncio.Event = field(default_factory=asyncio.Event)
+    _summary: CallSummary | None = None
+    _start_task: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        self.session = ApplicationSession(self.config, opened_at=self.started_at, wall_ms=wall_ms)
+
+    # ---- lifecycle ------------------------------------------------------------------------------------
+
+    async def run(self) -> CallSummary:
+        """Serve the call until the socket is gone; always reports the end to the app exactly once."""
+        tasks = [asyncio.create_task(self._timer()), asyncio.create_task(self._pacer())]
+        close_code: int | None = None
+        close_reason = ""
+        try:
+            await self._read()
+        except ConnectionClosed as exc:
+            pass  # a broken socket ends the call like a close; the code tells which
+        except Exception:
+            log.exception("call failed")
+            self.session.mark_ending("error", "internal error")
+        finally:
+            rcvd = self.ws.protocol.close_rcvd
+            sent = self.ws.protocol.close_sent
+            close_code = rcvd.code if rcvd else sent.code if sent else None
+            close_reason = rcvd.reason if rcvd else sent.reason if sent else ""
+            for task in tasks:
+                task.cancel()
+            if self._start_task is not None:
+                self._start_task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._apply(self.session.connection_lost(close_code, close_reason))
+            with contextlib.suppress(Exception):
+                await self.ws.close()
+        assert self._summary is not None
+        return self._summary
+
+    async def _read(self) -> None:
+        async for message in self.ws:
+            if isinstance(message, str):
+                self._apply(self.session.receive_text(message, time.monotonic(), wall_ms()))
+            else:
+                self._apply(self.session.receive_binary(message))
+
+    # ---- downstream API (used by the broker link) -----------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        return self.session.state in (State.INITIALIZED, State.READY)
+
+    def enqueue_audio(self, audio: bytes) -> int:
+        playout = self._require_playout()
+        try:
+            queued = playout.enqueue(audio, time.monotonic())
+        except PlayoutFull as exc:
+            raise CommandError(413, f"playout buffer full: {exc}") from None
+        self._wake_pacer.set()
+        return queued
+
+    def add_mark(self, name: str) -> None:
+        self._require_playout().add_mark(name, time.monotonic())
+        self._wake_pacer.set()
+
+    async def clear(self) -> tuple[ClearResult, int]:
+        """Barge-in: drop our queue at once, then have the voice drop its buffer. Returns both counts."""
+        result = self._require_playout().clear(time.monotonic())
+        self._wake_pacer.set()
+        settled = await self.request("audio.buffer.clear", {})
+        if not settled.ok:
+            raise CommandError(settled.code, settled.message)
+        voice_bytes = settled.result.get("len", 0) if isinstance(settled.result, dict) else 0
+        return result, int(voice_bytes)
+
+    async def request(self, method: str, params: Any) -> RequestSettled:
+        """Send an application->voice request and wait for its settlement (answer, error, timeout, close)."""
+        try:
+            request_id, actions = self.session.send_request(method, params, time.monotonic())
+        except SessionStateError as exc:
+            raise CommandError(exc.code, str(exc)) from None
+        except PayloadError as exc:
+            raise CommandError(400, str(exc)) from None
+        waiter: asyncio.Future[RequestSettled] = asyncio.get_running_loop().create_future()
+        self._waiters[request_id] = waiter
+        self._apply(actions)
+        self._wake_timer.set()
+        return await waiter
+
+    def send_event(self, name: str, data: Any) -> None:
+        try:
+            self._apply(self.session.send_event(name, data))
+        except SessionStateError as exc:
+            raise CommandError(exc.code, str(exc)) from None
+        except PayloadError as exc:
+            raise CommandError(400, str(exc)) from None
+
+    def end(self, code: int, reason: str, end_reason: EndReason, detail: str = "") -> None:
+        self._apply(self.session.close(code, reason, end_reason, detail))
+
+    def mark_ending(self, reason: EndReason, detail: str) -> None:
+        self.session.mark_ending(reason, detail)
+
+    async def wait_ended(self) -> None:
+        await self._ended.wait()
+
+    def _require_playout(self) -> Playout:
+        if self.playout is None or self.session.state in (State.CLOSING, State.CLOSED):
+            raise CommandError(409, f"no audio path in state {self.session.state.value}")
+        return self.playout
+
+    # ---- applying session actions -----------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, AudioIn):
+                self.stats.frames_in += 1
+                self.stats.bytes_in += len(action.data)
+                self.app.audio_in(action.data)
+            elif isinstance(action, SendText):
+                self._send(action.text)
+            elif isinstance(action, VoiceEvent):
+                self.app.voice_event(action)
+            elif isinstance(action, RequestSettled):
+                waiter = self._waiters.pop(action.request_id, None)
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(action)
+            elif isinstance(action, InitializeRequested):
+                self._start_task = asyncio.create_task(self._initialize(action))
+            elif isinstance(action, Close):
+                self._schedule_close(action)
+            elif isinstance(action, ProtocolViolation):
+                if self.on_violation is not None:
+                    self.on_violation(action)
+                log.debug("protocol violation %s: %s", action.kind, action.detail)
+            elif isinstance(action, Ended):
+                self._finish(action)
+            elif isinstance(action, Ready):
+                pass
+
+    def _send(self, message: str | bytes) -> None:
+        # websockets queues writes in order; a send to a closing socket is not an error for us.
+        task = asyncio.ensure_future(self.ws.send(message))
+        task.add_done_callback(_ignore_closed)
+
+    async def _initialize(self, init: InitializeRequested) -> None:
+        try:
+            await self.app.start(self, init)
+        except CallRefused as exc:
+            self._apply(self.session.reject_initialize(exc.code, exc.message))
+            return
+        except Exception as exc:
+            log.exception("session start failed")
+            self._apply(self.session.reject_initialize(500, f"session setup failed: {type(exc).__name__}"))
+            return
+        fmt = AudioFormat.from_codec(init.codec.name, init.codec.sample_rate, init.codec.bit_depth, init.codec.channels)
+        self.playout = Playout(fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms)
+        self._apply(self.session.accept_initialize(time.monotonic()))
+
+    def _schedule_close(self, close: Close) -> None:
+        at = time.monotonic() + close.delay_ms / 1000
+        if self._close_at is None or at < self._close_at:
+            self._close_at, self._close = at, close
+            self._wake_timer.set()
+
+    def _finish(self, ended: Ended) -> None:
+        if self.playout is not None:
+            self.stats.dropped_out_bytes += self.playout.clear(time.monotonic()).bytes_dropped
+        self._summary = CallSummary(
+            reason=ended.reason,
+            detail=ended.detail,
+            duration_ms=int((time.monotonic() - self.started_at) * 1000),
+            stats=self.stats,
+            protocol=self.session.counters,
+        )
+        self._ended.set()
+
+    # ---- background tasks -----------------------------------------------------------------------------
+
+    async def _timer(self) -> None:
+        while True:
+            now = time.monotonic()
+            self._apply(self.session.expire(now))
+            if self._close_at is not None and now >= self._close_at and self._close is not None:
+                close, self._close_at = self._close, None
+                await self.ws.close(close.code, close.reason)
+                return
+            deadlines = [d for d in (self.session.next_deadline(), self._close_at) if d is not None]
+            await self._wake_timer.sleep_until(min(deadlines) if deadlines else None)
+
+    async def _pacer(self) -> None:
+        while True:
+            playout = self.playout
+            if playout is None:
+                await self._wake_pacer.sleep_until(None)
+                continue
+            now = time.monotonic()
+            frames, marks = playout.poll(now)
+            for frame in frames:
+                self.stats.frames_out += 1
+                self.stats.bytes_out += len(frame)
+                # Awaiting the write applies backpressure to this call only; a slow reader never stalls others.
+                await self.ws.send(frame)
+                self.app.audio_out(frame)
+            for mark in marks:
+                self.app.mark_reached(mark)
+            await self._wake_pacer.sleep_until(playout.next_wakeup(time.monotonic()))
+
+
+class Wakeup:
+    """An Event-like flag whose `sleep_until` also ends at a deadline, without a task per wait.
+
+    The pacer sleeps once per audio frame, so asyncio.wait_for (a task each time) is too costly here.
+    """
+
+    __slots__ = ("_flag", "_waiter")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._flag = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def sleep_until(self, deadline: float | None) -> None:
+        """Return at `deadline` (time.monotonic(); None = never) or as soon as set() is called."""
+        if self._flag:
+            self._flag = False
+            return
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        handle = None
+        if deadline is not None:
+            handle = loop.call_later(max(0.0, deadline - time.monotonic()), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._flag = False
+            if handle is not None:
+                handle.cancel()
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+
+
+def _ignore_closed(task: asyncio.Future[None]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is not None and not isinstance(exc, ConnectionClosed):
+        log.warning("send failed: %r", exc)

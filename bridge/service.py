@@ -1,0 +1,133 @@
+"""Assemble the running service from settings: broker, server, signals, drain."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from bridge.auth import AuthConfig, Authenticator, JwtKey, Principal, load_jwt_keys
+from bridge.broker.client import BrokerClient
+from bridge.broker.link import LinkSettings, LocalOwnership, SessionLink
+from bridge.broker.names import Topology
+from bridge.config import Settings
+from bridge.protocol.session import CLOSE_GOING_AWAY
+from bridge.server.app import BridgeServer
+from bridge.server.call import Call, CommandError
+
+log = logging.getLogger("bridge.service")
+
+
+def build_authenticator(settings: Settings) -> Authenticator:
+    keys: tuple[JwtKey, ...] = ()
+    if settings.auth_mode == "jwt":
+        keys = load_jwt_keys(settings.jwt_public_keys, settings.jwt_keys_dir)
+    return Authenticator(
+        AuthConfig(
+            mode=settings.auth_mode,
+            tokens=tuple(t.get_secret_value() for t in settings.auth_tokens),
+            jwt_keys=keys,
+            jwt_issuer=settings.jwt_issuer,
+            jwt_subject=settings.jwt_subject,
+            jwt_accounts=settings.jwt_accounts,
+            jwt_leeway_s=settings.jwt_leeway_s,
+            allowed_origins=settings.allowed_origins,
+        )
+    )
+
+
+class Service:
+    """The bridge process: one broker client, one WebSocket server, graceful drain on SIGTERM."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.broker = BrokerClient(
+            settings.amqp_url.get_secret_value(),
+            Topology(settings.exchange_prefix),
+            settings.confirm_window,
+            settings.instance_id,
+        )
+        self.ownership = LocalOwnership()
+        self.link_settings = LinkSettings(
+            chunk_ms=settings.audio_chunk_ms,
+            audio_backlog_ms=settings.audio_backlog_ms,
+            mirror_out=settings.mirror_out,
+            publish_timeout_s=settings.publish_timeout_s,
+        )
+        self.server = BridgeServer(
+            settings,
+            build_authenticator(settings),
+            self._new_link,
+            broker_ready=self.broker.ready,
+        )
+        self._stop = asyncio.Event()
+        self._signals = 0
+
+    def _new_link(self, principal: Principal) -> SessionLink:
+        return SessionLink(self.broker, self.ownership, self.link_settings)
+
+    async def start(self) -> None:
+        await self.broker.start()
+        await self.server.start()
+        await self.broker.wait_connected(timeout=5)
+        log.info(
+            "rtvbp-bridge listening on ws://%s:%d%s (auth %s, broker %s)",
+            self.settings.host,
+            self.server.port,
+            self.settings.ws_path,
+            self.settings.auth_mode,
+            "ready" if self.broker.ready() else "not reachable yet",
+        )
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal)
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("stop requested: draining")
+            self._stop.set()
+        else:
+            # A second signal: skip the wait for live calls, end them now.
+            log.info("second stop request: ending live calls now")
+            for call in list(self.server.calls):
+                self._end_call(call)
+
+    async def run_until_stopped(self) -> None:
+        await self._stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        timeout = 0.0 if self._signals > 1 else self.settings.drain_timeout_s
+        await self.server.drain(timeout, self._end_call)
+        await self.server.close()
+        await self.broker.close()
+        log.info("stopped")
+
+    def _end_call(self, call: Call) -> None:
+        """End a call still up at the end of the drain: send the caller back to the IVR, or hang up."""
+        call.mark_ending("shutdown", f"bridge shutting down ({self.settings.drain_action})")
+        method = "application.move" if self.settings.drain_action == "move" else "call.hangup"
+        params = {"reason": "shutdown"}
+
+        async def end() -> None:
+            try:
+                settled = await call.request(method, params)
+                if not settled.ok:
+                    call.end(CLOSE_GOING_AWAY, "server shutting down", "shutdown")
+            except CommandError:
+                call.end(CLOSE_GOING_AWAY, "server shutting down", "shutdown")
+
+        task = asyncio.ensure_future(end())
+        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
+
+
+async def serve(settings: Settings) -> None:
+    service = Service(settings)
+    service.install_signal_handlers()
+    await service.start()
+    with contextlib.suppress(asyncio.CancelledError):
+        await service.run_until_stopped()

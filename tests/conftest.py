@@ -1,0 +1,67 @@
+"""Shared fixtures: the real broker, a bridge served in-process on a free port, unique exchange prefixes."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Awaitable
+from typing import Any
+
+import pytest
+
+from bridge.config import Settings, load_settings
+from bridge.service import Service
+from tests.support.amqp import Agent, delete_topology
+
+AMQP_URL = os.environ.get("BRIDGE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+
+
+@pytest.fixture
+def amqp_url() -> str:
+    return AMQP_URL
+
+
+@pytest.fixture
+async def prefix(amqp_url: str) -> AsyncIterator[str]:
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    await delete_topology(amqp_url, name)
+
+
+BridgeFactory = Callable[..., Awaitable[Service]]
+
+
+@pytest.fixture
+async def bridge_factory(prefix: str, amqp_url: str) -> AsyncIterator[BridgeFactory]:
+    started: list[Service] = []
+
+    async def make(**overrides: Any) -> Service:
+        values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "exchange_prefix": prefix, "amqp_url": amqp_url,
+                                  "instance_id": f"test-{len(started)}", "drain_timeout_s": 1.0}
+        values.update(overrides)
+        settings: Settings = load_settings(**values)
+        service = Service(settings)
+        await service.start()
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        await service.shutdown()
+
+
+@pytest.fixture
+async def bridge(bridge_factory: BridgeFactory) -> Service:
+    return await bridge_factory()
+
+
+def ws_url(service: Service, path: str = "/") -> str:
+    return f"ws://127.0.0.1:{service.server.port}{path}"
+
+
+@pytest.fixture
+async def agent(prefix: str, amqp_url: str) -> AsyncIterator[Agent]:
+    a = Agent(amqp_url, prefix)
+    await a.start()
+    yield a
+    await a.stop()

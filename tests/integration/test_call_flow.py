@@ -1,0 +1,47 @@
+"""One call end to end through the real bridge and the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+
+from bridge.audio.signal import tone
+from bridge.tools.voicepeer import VoicePeer
+from tests.conftest import ws_url
+from tests.support.amqp import Agent
+
+
+async def test_call_events_and_audio_reach_the_bus_in_order(bridge, agent: Agent) -> None:
+    pcm = tone(440, 2000, 8000)
+    async with VoicePeer(ws_url(bridge), session_id="flow-1") as voice:
+        chosen = await voice.initialize()
+        assert chosen["id"] == "L16/8000/1"
+        started = await agent.wait_event("session.started", "flow-1")
+        assert started.body["seq"] == 0
+        assert started.routing_key == "flow-1.session.started"
+        # variable-size frames, like a legacy voice: the bridge re-chunks a byte stream
+        sizes = [320, 100, 220, 320, 7, 313, 320]
+        offset = 0
+        index = 0
+        while offset < len(pcm):
+            size = sizes[index % len(sizes)]
+            await voice.send_audio(pcm[offset:offset + size])
+            offset += size
+            index += 1
+        for digit in "12#":
+            await voice.dtmf(digit)
+        response = await voice.hangup()
+        assert response.ok
+        assert await voice.wait_closed() == 1000
+    ended = await agent.wait_event("session.ended", "flow-1")
+    assert ended.body["data"]["reason"] == "hangup"
+    await agent.wait_for(lambda: sum(len(r.body["audio"]) for r in agent.audio) == len(pcm))
+    types = agent.event_types("flow-1")
+    assert types == ["session.started", "session.updated", "dtmf", "dtmf", "dtmf", "call.hangup", "session.ended"]
+    assert [r.body["seq"] for r in agent.events] == list(range(len(types)))
+    chunks = [r for r in agent.audio if r.body["session_id"] == "flow-1"]
+    assert [c.body["seq"] for c in chunks] == list(range(len(chunks)))
+    assert b"".join(c.body["audio"] for c in chunks) == pcm
+    assert [c.body["ts"] for c in chunks] == [i * 100 for i in range(len(chunks))]
+    assert [e.body["data"]["digit"] for e in agent.events if e.body["type"] == "dtmf"] == ["1", "2", "#"]
+    assert ended.body["data"]["counters"]["bytes_in"] == len(pcm)
+    await asyncio.sleep(0)
