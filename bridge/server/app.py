@@ -20,6 +20,7 @@ from bridge.config import Settings
 from bridge.protocol import negotiation
 from bridge.protocol.session import CLOSE_GOING_AWAY, SessionConfig
 from bridge.server.call import Call, CallApp
+from bridge.server.redaction import websockets_logger
 
 log = logging.getLogger("bridge.server")
 
@@ -84,6 +85,7 @@ class BridgeServer:
             close_timeout=5,
             reuse_port=s.workers > 1,
             server_header="rtvbp-bridge",
+            logger=websockets_logger(),
         )
 
     @property
