@@ -1,0 +1,220 @@
+"""Consumers talking back over AMQP: playout, marks, barge-in, requests, events, bad commands."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from typing import Any
+
+import aio_pika
+import msgpack
+import pytest
+
+from bridge.audio.signal import dominant_frequency, tone
+from bridge.schemas import validate_body
+from bridge.tools.voicepeer import VoicePeer
+from tests.conftest import BridgeFactory, ws_url
+from tests.support.amqp import Agent
+
+
+async def started_call(bridge, agent: Agent, session: str, **kwargs: Any) -> VoicePeer:  # type: ignore[no-untyped-def]
+    voice = VoicePeer(ws_url(bridge), session_id=session, **kwargs)
+    await voice.connect()
+    await voice.initialize()
+    await agent.wait_event("session.started", session)
+    return voice
+
+
+async def test_played_audio_arrives_as_exact_frames_at_real_time_pace(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "play")
+    pcm = tone(1000, 1000, 8000) + b"\x01\x02" * 50  # 1 s + a partial frame
+    reply = await agent.command("play", {"type": "audio", "audio": pcm})
+    assert reply is not None and reply["ok"] and reply["result"]["queued_bytes"] == len(pcm)
+    await agent.command("play", {"type": "mark", "name": "end-of-prompt"})
+    mark = await agent.wait_event("playout.mark", "play", timeout=5)
+    assert mark.body["data"]["name"] == "end-of-prompt"
+    frames = voice.played.frames
+    assert all(len(f) == 320 for f in frames)
+    assert len(frames) == 51
+    played = voice.played.audio
+    assert played[: len(pcm)] == pcm and played[len(pcm):] == b"\x00" * (51 * 320 - len(pcm))
+    times = voice.played.times
+    # 5 frames of lead go at once, then one per 20 ms: the whole second takes ~0.9 s, not less
+    span = times[-1] - times[0]
+    assert 0.85 <= span <= 1.2, span
+    gaps = [b - a for a, b in zip(times[5:], times[6:], strict=False)]
+    assert 0.015 <= statistics.median(gaps) <= 0.025
+    assert dominant_frequency(played[:8000], 8000, [500, 1000, 2000]) == 1000
+    mark_delay = mark.message.timestamp.timestamp() if mark.message.timestamp else 0
+    assert mark_delay >= 0
+    await voice.hangup()
+    await voice.close()
+
+
+async def test_barge_in_cuts_five_seconds_of_queued_audio_within_a_frame(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "barge")
+    await agent.command("barge", {"type": "audio", "audio": tone(500, 5000, 8000)})
+    await agent.command("barge", {"type": "mark", "name": "never"})
+    await asyncio.sleep(0.5)
+    before = len(voice.played.frames)
+    sent_at = time.monotonic()
+    reply = await agent.command("barge", {"type": "clear"})
+    assert reply is not None and reply["ok"], reply
+    result = reply["result"]
+    # ~4.4 s of our queue dropped; the voice reports what it had buffered (<= the 100 ms lead + a frame)
+    assert result["bridge_bytes"] >= 4 * 16000
+    assert 0 <= result["voice_bytes"] <= 2400
+    assert result["marks_dropped"] == ["never"]
+    clear_request = await voice.wait_request("audio.buffer.clear")
+    assert clear_request.params == {}
+    await asyncio.sleep(0.3)
+    late = [t for t in voice.played.times if t > sent_at + 0.04]
+    assert late == [], f"{len(late)} frames played more than 40 ms after the clear command"
+    assert len(voice.played.frames) - before <= 3
+    await voice.hangup()
+    await voice.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "expected"),
+    [
+        ("recording.start", {"tags": ["support"]}, {"id": "recording-1"}),
+        ("recording.stop", {"id": "recording-1"}, {}),
+        ("session.set", {"data": {"customer": "Ada", "attempt": 2}}, {}),
+        ("session.get", {"keys": []}, {"attempt": 2, "customer": "Ada"}),
+        ("audio.buffer.clear", {}, {"len": 0}),
+        ("ping", {"t0": 1700000000000}, None),
+    ],
+)
+async def test_requests_round_trip_with_a_reply(bridge, agent: Agent, method: str, params: dict[str, Any],
+                                                expected: Any) -> None:
+    voice = await started_call(bridge, agent, "req")
+    voice.variables.update({"customer": "Ada", "attempt": 2})
+    reply = await agent.command("req", {"type": "request", "method": method, "params": params})
+    assert reply is not None and reply["ok"], reply
+    validate_body(reply, kind="reply")
+    if expected is not None:
+        assert reply["result"] == expected
+    else:
+        assert set(reply["result"]) >= {"t0", "t1", "t2", "owd"}
+    request = await voice.wait_request(method)
+    assert request.params == params
+    await voice.hangup()
+    await voice.close()
+
+
+async def test_terminal_requests_end_the_call(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "move")
+    reply = await agent.command("move", {"type": "request", "method": "application.move",
+                                         "params": {"reason": "handoff", "application_id": "app-2"}})
+    assert reply is not None and reply["result"] == {"next_application_id": "app-2"}
+    assert await voice.wait_closed() == 1000
+    ended = await agent.wait_event("session.ended", "move")
+    assert ended.body["data"]["reason"] == "move"
+
+
+async def test_voice_errors_and_timeouts_become_error_replies(bridge_factory: BridgeFactory, agent: Agent) -> None:
+    service = await bridge_factory(request_timeout_s=0.5)
+    voice = await started_call(service, agent, "errs")
+    reply = await agent.command("errs", {"type": "request", "method": "session.terminate",
+                                         "params": {"reason": "completed"}})
+    assert reply is not None and reply["ok"] is False
+    assert reply["error"] == {"code": 501, "message":
+                              "session.terminate is not supported. please use application.move or call.hangup instead"}
+    voice.respond = False
+    timeout = await agent.command("errs", {"type": "request", "method": "session.get", "params": {"keys": []}})
+    assert timeout is not None and timeout["error"]["code"] == 504
+    voice.respond = True
+    await voice.hangup()
+    await voice.close()
+
+
+async def test_events_are_forwarded_to_the_voice(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "events")
+    for event, data in [("audio.speech.started", {"origin": "sender"}), ("input.transcript", {"delta": "hello"}),
+                        ("output.transcript.delta", {"delta": "Hi "}), ("output.transcript.done", {}),
+                        ("agent.tool.call", {"name": "lookup_order"})]:
+        reply = await agent.command("events", {"type": "event", "event": event, "data": data})
+        assert reply is not None and reply["ok"], reply
+    await asyncio.sleep(0.2)
+    assert [(e.event, e.data) for e in voice.events_received] == [
+        ("audio.speech.started", {"origin": "sender"}), ("input.transcript", {"delta": "hello"}),
+        ("output.transcript.delta", {"delta": "Hi "}), ("output.transcript.done", {}),
+        ("agent.tool.call", {"name": "lookup_order"})]
+    await voice.hangup()
+    await voice.close()
+
+
+async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "bad")
+    cases: list[tuple[Any, int]] = [
+        ({"type": "teleport"}, 501),
+        ({"type": "request", "method": "call.hangup", "params": {"reason": ""}}, 400),
+        ({"type": "request", "method": "no.such.method"}, 400),
+        ({"type": "event", "event": "dtmf", "data": {}}, 400),
+        ({"type": "event", "event": "input.transcript", "data": {"delta": 5}}, 400),
+        ({"type": "audio", "audio": "not bytes"}, 400),
+        ({"type": "audio", "audio": b"\x00" * 320, "codec": {"name": "L16", "sample_rate": 16000, "channels": 1}}, 400),
+        ({"type": "mark"}, 400),
+        ({"no": "type"}, 400),
+    ]
+    for body, code in cases:
+        reply = await agent.command("bad", body)
+        assert reply is not None and reply["ok"] is False and reply["error"]["code"] == code, (body, reply)
+        validate_body(reply, kind="reply")
+    # raw garbage, and a rejected command without reply_to -> command.rejected upstream
+    assert agent.channel is not None
+    exchange = await agent.channel.get_exchange(f"{agent.prefix}.commands", ensure=False)
+    await exchange.publish(aio_pika.Message(b"\xc1\xc1garbage", correlation_id="c-1"), routing_key="bad")
+    rejected = await agent.wait_event("command.rejected", "bad")
+    assert rejected.body["data"]["code"] == 400 and rejected.body["data"]["correlation_id"] == "c-1"
+    validate_body(rejected.body, kind="event")
+    ping = await voice.request("ping", {"t0": 1700000000000})
+    assert ping.ok
+    await voice.hangup()
+    await voice.close()
+    ended = await agent.wait_event("session.ended", "bad")
+    assert ended.body["data"]["counters"]["commands_rejected"] == len(cases) + 1
+
+
+async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(bridge, agent: Agent, amqp_url: str) -> None:
+    await agent.command("nobody-home", {"type": "clear"}, reply=False)
+    conn = await aio_pika.connect(amqp_url)
+    channel = await conn.channel()
+    queue = await channel.get_queue(f"{agent.prefix}.unroutable", ensure=True)
+    for _ in range(50):
+        message = await queue.get(fail=False)
+        if message is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert message is not None and msgpack.unpackb(message.body) == {"type": "clear"}
+    await conn.close()
+
+
+async def test_published_messages_validate_against_the_schemas(bridge_factory: BridgeFactory, agent: Agent) -> None:
+    service = await bridge_factory(mirror_out=True)
+    voice = await started_call(service, agent, "schema")
+    await voice.send_audio(tone(300, 300, 8000))
+    await voice.dtmf("5")
+    await voice.event("audio.info", {"read": {"bytes": 0, "bytes_per_second": 0, "bytes_total": 0},
+                                     "write": {"bytes": 320, "bytes_per_second": 106.66666666666667,
+                                               "bytes_total": 320}})
+    await agent.command("schema", {"type": "audio", "audio": tone(300, 200, 8000)})
+    await agent.command("schema", {"type": "mark", "name": "m"})
+    await agent.wait_event("playout.mark", "schema")
+    await voice.hangup()
+    await agent.wait_event("session.ended", "schema")
+    await agent.wait_for(lambda: any(r.body["direction"] == "out" for r in agent.audio))
+    kinds = {r.body["type"] for r in agent.events}
+    assert {"session.started", "session.updated", "dtmf", "audio.info", "playout.mark", "call.hangup",
+            "session.ended"} <= kinds
+    for received in agent.events:
+        validate_body(received.body, kind="event")
+        assert received.message.content_type == "application/msgpack"
+        assert received.message.type == received.body["type"]
+        assert received.message.app_id == "rtvbp-bridge"
+        assert received.message.headers["session_id"] == "schema"
+    for received in agent.audio:
+        validate_body(received.body, kind="audio")
+    await voice.close()
