@@ -52,7 +52,9 @@ class Settings(BaseSettings):
     jwt_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="RS256 public keys (PEM) for auth_mode=jwt; several allowed for rotation."
     )
-    jwt_keys_dir: Path | None = Field(None, description="Directory of <kid>.pem public keys (a mounted Secret).")
+    jwt_keys_dir: Path | None = Field(
+        None, description="Directory of <kid>.pem public keys (a mounted Secret)."
+    )
     jwt_issuer: str = Field("auth.babelforce.com", description="Required `iss` claim.")
     jwt_subject: str = Field("com.babelforce.svc.telephony.realtime", description="Required `sub` claim.")
     jwt_accounts: CommaList = Field((), description="Allowed `aud` values (babelforce account ids).")
@@ -69,7 +71,9 @@ class Settings(BaseSettings):
     ws_ping_timeout_s: float = Field(15.0, gt=0, description="Close a peer whose pong is this late.")
     init_timeout_s: float = Field(10.0, gt=0, description="Close a session not initialized in this time.")
     request_timeout_s: float = Field(5.0, gt=0, description="Wait for the voice's answer to our requests.")
-    terminal_grace_ms: int = Field(100, ge=0, le=5000, description="Pause between a terminal reply and close.")
+    terminal_grace_ms: int = Field(
+        100, ge=0, le=5000, description="Pause between a terminal reply and close."
+    )
 
     # --- audio ---------------------------------------------------------------------------------------
     codec_preference: CommaList = Field(
@@ -85,7 +89,9 @@ class Settings(BaseSettings):
     amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="Broker URL.")
     exchange_prefix: str = Field("rtvbp", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Exchange prefix.")
     confirm_window: int = Field(256, ge=1, le=10_000, description="Unconfirmed control messages in flight.")
-    audio_backlog_ms: int = Field(10_000, ge=0, description="Caller audio held per call while the broker is away.")
+    audio_backlog_ms: int = Field(
+        10_000, ge=0, description="Caller audio held per call while the broker is away."
+    )
     publish_timeout_s: float = Field(2.0, gt=0, description="Broker confirm wait for session.started.")
 
     # --- lifecycle and telemetry ---------------------------------------------------------------------

@@ -53,7 +53,7 @@ def jsonable(value: Any) -> Any:
 
 def validate_body(body: Mapping[str, Any], *, kind: BodyKind) -> None:
     """Raise `jsonschema.ValidationError` unless `body` (as decoded from msgpack) matches its schema."""
-    from jsonschema import ValidationError  # type: ignore[import-untyped]
+    from jsonschema import ValidationError
 
     try:
         name = schema_name_for(body, kind=kind)

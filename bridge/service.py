@@ -15,6 +15,7 @@ from bridge.config import Settings
 from bridge.protocol.session import CLOSE_GOING_AWAY
 from bridge.server.app import BridgeServer
 from bridge.server.call import Call, CommandError
+from bridge.telemetry import Telemetry, install_providers, prometheus_text
 
 log = logging.getLogger("bridge.service")
 
@@ -40,8 +41,9 @@ def build_authenticator(settings: Settings) -> Authenticator:
 class Service:
     """The bridge process: one broker client, one WebSocket server, graceful drain on SIGTERM."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry | None = None) -> None:
         self.settings = settings
+        self.telemetry = telemetry or Telemetry()
         self.broker = BrokerClient(
             settings.amqp_url.get_secret_value(),
             Topology(settings.exchange_prefix),
@@ -60,12 +62,15 @@ class Service:
             build_authenticator(settings),
             self._new_link,
             broker_ready=self.broker.ready,
+            metrics_text=prometheus_text if settings.metrics_enabled else None,
+            telemetry=self.telemetry,
         )
+        self.telemetry.totals.broker_reconnects = lambda: self.broker.reconnects
         self._stop = asyncio.Event()
         self._signals = 0
 
     def _new_link(self, principal: Principal) -> SessionLink:
-        return SessionLink(self.broker, self.ownership, self.link_settings)
+        return SessionLink(self.broker, self.ownership, self.link_settings, self.telemetry)
 
     async def start(self) -> None:
         await self.broker.start()
@@ -126,8 +131,12 @@ class Service:
 
 
 async def serve(settings: Settings) -> None:
+    flush_telemetry = install_providers(prometheus=settings.metrics_enabled)
     service = Service(settings)
     service.install_signal_handlers()
-    await service.start()
-    with contextlib.suppress(asyncio.CancelledError):
-        await service.run_until_stopped()
+    try:
+        await service.start()
+        with contextlib.suppress(asyncio.CancelledError):
+            await service.run_until_stopped()
+    finally:
+        flush_telemetry()

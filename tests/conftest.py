@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -36,8 +36,14 @@ async def bridge_factory(prefix: str, amqp_url: str) -> AsyncIterator[BridgeFact
     started: list[Service] = []
 
     async def make(**overrides: Any) -> Service:
-        values: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "exchange_prefix": prefix, "amqp_url": amqp_url,
-                                  "instance_id": f"test-{len(started)}", "drain_timeout_s": 1.0}
+        values: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "exchange_prefix": prefix,
+            "amqp_url": amqp_url,
+            "instance_id": f"test-{len(started)}",
+            "drain_timeout_s": 1.0,
+        }
         values.update(overrides)
         settings: Settings = load_settings(**values)
         service = Service(settings)

@@ -41,7 +41,7 @@ from bridge.audio.format import AudioFormat
 _EPS = 1e-6
 
 
-class PlayoutFull(Exception):  # noqa: N818 - the name the session code uses
+class PlayoutFull(Exception):
     """Enqueueing would exceed the playout bound; nothing was enqueued."""
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from opentelemetry import trace
+from opentelemetry.trace import Link, Span, SpanKind
 
 from bridge.audio.chunker import Chunker
 from bridge.audio.format import AudioFormat
@@ -27,6 +28,7 @@ from bridge.broker.names import session_key
 from bridge.broker.publisher import Outgoing
 from bridge.protocol.session import InitializeRequested, VoiceEvent
 from bridge.server.call import Call, CallRefused, CallSummary, CommandError
+from bridge.telemetry import Telemetry, messaging_attributes
 
 log = logging.getLogger("bridge.link")
 
@@ -57,12 +59,18 @@ class LocalOwnership:
 
 
 class SessionLink:
-    def __init__(self, broker: BrokerClient, ownership: LocalOwnership, settings: LinkSettings,
-                 trace_headers: Callable[[], dict[str, str]] = dict) -> None:
+    def __init__(
+        self,
+        broker: BrokerClient,
+        ownership: LocalOwnership,
+        settings: LinkSettings,
+        telemetry: Telemetry | None = None,
+    ) -> None:
         self.broker = broker
         self.ownership = ownership
         self.settings = settings
-        self.trace_headers = trace_headers
+        self.telemetry = telemetry or Telemetry()
+        self._session_trace: dict[str, str] = {}  # the call span's context, on every audio message
         self.call: Call | None = None
         self.session_id = ""
         self.key = ""
@@ -88,6 +96,7 @@ class SessionLink:
 
     async def start(self, call: Call, init: InitializeRequested) -> None:
         self.call = call
+        self._session_trace = self.telemetry.inject_headers(call.span)
         self.session_id = init.params.call.session_id
         self.key = session_key(self.session_id)
         if not self.broker.ready():
@@ -113,7 +122,11 @@ class SessionLink:
             "metadata": init.params.metadata,
             "instance": self.broker.instance_id,
             "commands": {"exchange": t.commands, "routing_key": self.key},
-            "audio": {"exchange": t.audio, "routing_key": f"{self.key}.in", "chunk_ms": self.settings.chunk_ms},
+            "audio": {
+                "exchange": t.audio,
+                "routing_key": f"{self.key}.in",
+                "chunk_ms": self.settings.chunk_ms,
+            },
         }
         confirmed = self._publish_event("session.started", started, confirm=True)
         assert confirmed is not None
@@ -124,6 +137,7 @@ class SessionLink:
             await self._release()
             raise CallRefused(503, f"broker did not confirm session.started: {type(exc).__name__}") from None
         self._started = True
+        self.telemetry.sessions_started.add(1)
 
     def voice_event(self, event: VoiceEvent) -> None:
         if self._started:
@@ -182,14 +196,33 @@ class SessionLink:
 
     # ---- publishing -----------------------------------------------------------------------------------
 
-    def _publish_event(self, event_type: str, data: Any, confirm: bool = False) -> asyncio.Future[None] | None:
+    def _publish_event(
+        self, event_type: str, data: Any, confirm: bool = False
+    ) -> asyncio.Future[None] | None:
         seq = self._seq
         self._seq += 1
         body = messages.event_body(event_type, self.session_id, seq, data)
-        msg = messages.message(body, body_type=event_type, session_id=self.session_id, headers=self.trace_headers())
+        exchange, routing_key = self.broker.topology.events, f"{self.key}.{event_type}"
+        span = self._producer_span(exchange, routing_key, self.call.span if self.call else None)
+        span.set_attribute("rtvbp.event", event_type)
+        msg = messages.message(
+            body,
+            body_type=event_type,
+            session_id=self.session_id,
+            headers=self.telemetry.inject_headers(span),
+        )
         done: asyncio.Future[None] | None = asyncio.get_running_loop().create_future() if confirm else None
-        self.broker.control.submit(Outgoing(self.broker.topology.events, f"{self.key}.{event_type}", msg, done))
+        self.broker.control.submit(Outgoing(exchange, routing_key, msg, done, on_sent=lambda _: span.end()))
         return done
+
+    def _producer_span(self, exchange: str, routing_key: str, parent: Span | None) -> Span:
+        # Named after the exchange (low cardinality); the session-bearing key is only an attribute.
+        return self.telemetry.child_span(
+            f"publish {exchange or 'amq.default'}",
+            parent,
+            SpanKind.PRODUCER,
+            messaging_attributes("publish", exchange, routing_key),
+        )
 
     def _publish_audio(self, direction: str, seq: int, ts_ms: int, audio: bytes) -> None:
         if self._backlog_bytes + len(audio) > self._backlog_limit:
@@ -206,13 +239,19 @@ class SessionLink:
             self._report_gap()
         self._backlog_bytes += len(audio)
         body = messages.audio_body(self.session_id, direction, seq, ts_ms, self.codec, audio)
-        msg = messages.message(body, body_type="audio", session_id=self.session_id)
+        msg = messages.message(
+            body, body_type="audio", session_id=self.session_id, headers=self._session_trace
+        )
         size = len(audio)
+        latency = self.telemetry.chunk_publish_latency
 
-        def sent(_latency: float) -> None:
+        def sent(seconds: float) -> None:
             self._backlog_bytes -= size
+            latency.record(seconds)
 
-        self.broker.audio.submit(Outgoing(self.broker.topology.audio, f"{self.key}.{direction}", msg, on_sent=sent))
+        self.broker.audio.submit(
+            Outgoing(self.broker.topology.audio, f"{self.key}.{direction}", msg, on_sent=sent)
+        )
 
     def _report_gap(self) -> None:
         if not self._gap:
@@ -220,22 +259,31 @@ class SessionLink:
         gap, self._gap = self._gap, {}
         assert self._fmt is not None
         bytes_per_ms = self._fmt.bytes_for_ms(20) / 20
-        self._publish_event("audio.gap", {
-            "direction": "in",
-            "reason": "buffer_overflow" if self.broker.ready() else "broker_unavailable",
-            "dropped_chunks": gap["dropped_chunks"],
-            "dropped_bytes": gap["dropped_bytes"],
-            "dropped_ms": int(gap["dropped_bytes"] / bytes_per_ms),
-            "first_seq": gap["first_seq"],
-            "last_seq": gap["last_seq"],
-        })
+        self._publish_event(
+            "audio.gap",
+            {
+                "direction": "in",
+                "reason": "buffer_overflow" if self.broker.ready() else "broker_unavailable",
+                "dropped_chunks": gap["dropped_chunks"],
+                "dropped_bytes": gap["dropped_bytes"],
+                "dropped_ms": int(gap["dropped_bytes"] / bytes_per_ms),
+                "first_seq": gap["first_seq"],
+                "last_seq": gap["last_seq"],
+            },
+        )
 
-    def _reply(self, incoming: AbstractIncomingMessage, body: dict[str, Any]) -> None:
+    def _reply(self, incoming: AbstractIncomingMessage, body: dict[str, Any], parent: Span | None) -> None:
         if not incoming.reply_to:
             return
-        msg = messages.message(body, body_type="reply", session_id=self.session_id,
-                               correlation_id=incoming.correlation_id, headers=self.trace_headers())
-        self.broker.control.submit(Outgoing("", incoming.reply_to, msg))
+        span = self._producer_span("", incoming.reply_to, parent)
+        msg = messages.message(
+            body,
+            body_type="reply",
+            session_id=self.session_id,
+            correlation_id=incoming.correlation_id,
+            headers=self.telemetry.inject_headers(span),
+        )
+        self.broker.control.submit(Outgoing("", incoming.reply_to, msg, on_sent=lambda _: span.end()))
 
     # ---- downstream -----------------------------------------------------------------------------------
 
@@ -247,8 +295,9 @@ class SessionLink:
             raise CallRefused(503, "broker unavailable: cannot bridge this call") from None
         self._channel = channel
         try:
-            queue = await channel.declare_queue(self.broker.topology.session_queue(self.key), exclusive=True,
-                                                auto_delete=True)
+            queue = await channel.declare_queue(
+                self.broker.topology.session_queue(self.key), exclusive=True, auto_delete=True
+            )
             await queue.bind(self.broker.topology.commands, routing_key=self.key)
             await queue.consume(self._on_command, no_ack=True, exclusive=True)
         except aiormq.exceptions.ChannelLockedResource:
@@ -256,7 +305,9 @@ class SessionLink:
             raise CallRefused(409, f"session {self.session_id} is already active on another bridge") from None
         except Exception as exc:
             await self._release()
-            raise CallRefused(503, f"cannot claim the session's command queue: {type(exc).__name__}") from None
+            raise CallRefused(
+                503, f"cannot claim the session's command queue: {type(exc).__name__}"
+            ) from None
         self._queue = queue
 
     async def _release(self) -> None:
@@ -271,28 +322,58 @@ class SessionLink:
     async def _on_command(self, incoming: AbstractIncomingMessage) -> None:
         self.commands_received += 1
         command_type = "unknown"
+        span = self._consumer_span(incoming)
+        error: str | None = None
         try:
             command = messages.decode_command(incoming.body, self.settings.max_command_bytes)
             command_type = command.type
+            span.set_attribute("rtvbp.command", command_type)
             # Everything up to the first await runs in delivery order (audio, mark, the local part of clear).
             result = self._execute_now(command)
             if result is None:
-                result = await self._execute_async(command)
-            self._reply(incoming, messages.reply_ok(self.session_id, result))
+                result = await self._execute_async(command, span)
+            self._reply(incoming, messages.reply_ok(self.session_id, result), span)
         except (BadCommand, CommandError) as exc:
-            code = exc.code
-            text = str(exc)
             if isinstance(exc, BadCommand):
                 command_type = exc.command_type if command_type == "unknown" else command_type
-            self._reject(incoming, command_type, code, text)
+            error = f"{exc.code} {exc}"
+            self._reject(incoming, command_type, exc.code, str(exc), span)
         except Exception as exc:
             log.exception("command failed")
-            self._reject(incoming, command_type, 500, f"internal error: {type(exc).__name__}")
+            error = type(exc).__name__
+            self._reject(incoming, command_type, 500, f"internal error: {type(exc).__name__}", span)
+        finally:
+            self.telemetry.end(span, error)
 
-    def _reject(self, incoming: AbstractIncomingMessage, command_type: str, code: int, text: str) -> None:
+    def _consumer_span(self, incoming: AbstractIncomingMessage) -> Span:
+        """Continues the consumer's trace when the command carries a traceparent; linked to the call."""
+        session_span = self.call.span if self.call else None
+        parent_ctx = self.telemetry.extract_context(incoming.headers)
+        if parent_ctx is None and session_span is not None:
+            parent_ctx = trace.set_span_in_context(session_span)
+        links = [Link(session_span.get_span_context())] if session_span is not None else []
+        attributes = messaging_attributes(
+            "process", self.broker.topology.commands, incoming.routing_key or "", incoming.message_id
+        )
+        return self.telemetry.tracer.start_span(
+            f"process {self.broker.topology.commands}",
+            context=parent_ctx,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=links,
+        )
+
+    def _reject(
+        self,
+        incoming: AbstractIncomingMessage,
+        command_type: str,
+        code: int,
+        text: str,
+        span: Span | None = None,
+    ) -> None:
         self.commands_rejected += 1
         if incoming.reply_to:
-            self._reply(incoming, messages.reply_error(self.session_id, code, text))
+            self._reply(incoming, messages.reply_error(self.session_id, code, text), span)
             return
         data: dict[str, Any] = {"command_type": command_type, "code": code, "message": text}
         if incoming.correlation_id:
@@ -325,17 +406,20 @@ class SessionLink:
             return {}
         return None
 
-    async def _execute_async(self, command: Command) -> Any:
+    async def _execute_async(self, command: Command, span: Span | None = None) -> Any:
         call = self._require_call()
         body = command.body
         if command.type == "clear":
             cleared, voice_bytes = await call.clear()
-            return {"bridge_bytes": cleared.bytes_dropped, "voice_bytes": voice_bytes,
-                    "marks_dropped": list(cleared.marks_dropped)}
+            return {
+                "bridge_bytes": cleared.bytes_dropped,
+                "voice_bytes": voice_bytes,
+                "marks_dropped": list(cleared.marks_dropped),
+            }
         method, params = body.get("method"), body.get("params", {})
         if not isinstance(method, str) or not method:
             raise BadCommand(400, "request command needs a string 'method'", "request")
-        settled = await call.request(method, {} if params is None else params)
+        settled = await call.request(method, {} if params is None else params, parent=span)
         if not settled.ok:
             raise CommandError(settled.code, settled.message)
         return settled.result
@@ -348,7 +432,9 @@ class SessionLink:
         for field in ("name", "sample_rate", "channels"):
             if field in codec and codec[field] != self.codec.get(field):
                 raise BadCommand(
-                    400, f"audio codec {codec.get('id', codec)} does not match the session's {self.codec['id']}", "audio"
+                    400,
+                    f"audio codec {codec.get('id', codec)} does not match the session's {self.codec['id']}",
+                    "audio",
                 )
 
     def _require_call(self) -> Call:

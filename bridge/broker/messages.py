@@ -21,8 +21,14 @@ def pack(body: Mapping[str, Any]) -> bytes:
     return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def message(body: Mapping[str, Any], *, body_type: str, session_id: str, headers: Mapping[str, str] | None = None,
-            correlation_id: str | None = None) -> Message:
+def message(
+    body: Mapping[str, Any],
+    *,
+    body_type: str,
+    session_id: str,
+    headers: Mapping[str, str] | None = None,
+    correlation_id: str | None = None,
+) -> Message:
     all_headers: dict[str, Any] = {"session_id": session_id}
     if headers:
         all_headers.update(headers)
@@ -40,10 +46,18 @@ def message(body: Mapping[str, Any], *, body_type: str, session_id: str, headers
 
 
 def event_body(event_type: str, session_id: str, seq: int, data: Any) -> dict[str, Any]:
-    return {"type": event_type, "session_id": session_id, "seq": seq, "ts": time.time_ns() // 1_000_000, "data": data}
+    return {
+        "type": event_type,
+        "session_id": session_id,
+        "seq": seq,
+        "ts": time.time_ns() // 1_000_000,
+        "data": data,
+    }
 
 
-def audio_body(session_id: str, direction: str, seq: int, ts_ms: int, codec: Mapping[str, Any], audio: bytes) -> dict[str, Any]:
+def audio_body(
+    session_id: str, direction: str, seq: int, ts_ms: int, codec: Mapping[str, Any], audio: bytes
+) -> dict[str, Any]:
     return {
         "type": "audio",
         "session_id": session_id,
@@ -60,7 +74,12 @@ def reply_ok(session_id: str, result: Any) -> dict[str, Any]:
 
 
 def reply_error(session_id: str, code: int, message_text: str) -> dict[str, Any]:
-    return {"type": "reply", "session_id": session_id, "ok": False, "error": {"code": code, "message": message_text}}
+    return {
+        "type": "reply",
+        "session_id": session_id,
+        "ok": False,
+        "error": {"code": code, "message": message_text},
+    }
 
 
 class BadCommand(ValueError):
@@ -81,8 +100,15 @@ def decode_command(raw: bytes, max_bytes: int) -> Command:
     if len(raw) > max_bytes:
         raise BadCommand(413, f"command of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
     try:
-        body = msgpack.unpackb(raw, raw=False, strict_map_key=True, max_bin_len=max_bytes,
-                               max_str_len=max_bytes, max_array_len=100_000, max_map_len=100_000)
+        body = msgpack.unpackb(
+            raw,
+            raw=False,
+            strict_map_key=True,
+            max_bin_len=max_bytes,
+            max_str_len=max_bytes,
+            max_array_len=100_000,
+            max_map_len=100_000,
+        )
     except Exception as exc:  # msgpack raises several unrelated types for bad input
         raise BadCommand(400, f"body is not valid msgpack: {type(exc).__name__}") from None
     if not isinstance(body, dict):

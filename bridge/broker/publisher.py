@@ -36,7 +36,9 @@ class Outgoing:
 
 
 class ConfirmingPublisher:
-    def __init__(self, name: str, channel_factory: Callable[[], Awaitable[AbstractChannel]], window: int) -> None:
+    def __init__(
+        self, name: str, channel_factory: Callable[[], Awaitable[AbstractChannel]], window: int
+    ) -> None:
         self.name = name
         self._channel_factory = channel_factory
         self._window = window
@@ -84,7 +86,9 @@ class ConfirmingPublisher:
     async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
         exchange = self._exchanges.get(name)
         if exchange is None:
-            exchange = channel.default_exchange if name == "" else await channel.get_exchange(name, ensure=False)
+            exchange = (
+                channel.default_exchange if name == "" else await channel.get_exchange(name, ensure=False)
+            )
             self._exchanges[name] = exchange
         return exchange
 
@@ -129,7 +133,12 @@ class ConfirmingPublisher:
                 self._queue.extendleft(reversed(retry))
                 self.retried += len(retry)
                 self.failures += 1
-                log.warning("%s: publish failed (%s); %d held for retry", self.name, _describe(error), len(self._queue))
+                log.warning(
+                    "%s: publish failed (%s); %d held for retry",
+                    self.name,
+                    _describe(error),
+                    len(self._queue),
+                )
                 self._channel = None
                 await asyncio.sleep(RETRY_PAUSE_S)
 

@@ -142,6 +142,14 @@ class RequestSettled:
 
 
 @dataclass(frozen=True, slots=True)
+class Answered:
+    """We answered a voice request (for request metrics and spans); code 0 = success."""
+
+    method: str
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
 class ProtocolViolation:
     kind: Violation
     detail: str
@@ -161,6 +169,7 @@ Action = (
     | AudioIn
     | Ready
     | RequestSettled
+    | Answered
     | ProtocolViolation
     | Ended
 )
@@ -281,7 +290,7 @@ class ApplicationSession:
             return []
         self.state = State.INITIALIZED
         response = Response(self._init_request_id, result=SessionInitializeResponse(self.codec).to_wire())
-        return [SendText(encode_frame(response))]
+        return [SendText(encode_frame(response)), Answered("session.initialize", 0)]
 
     def reject_initialize(self, code: int, message: str) -> list[Action]:
         """The application cannot take this call: answer initialize with an error and close."""
@@ -290,6 +299,7 @@ class ApplicationSession:
         self.codec = None
         return [
             SendText(encode_frame(Response(self._init_request_id, error=ErrorObject(code, message)))),
+            Answered("session.initialize", code),
             *self.close(CLOSE_INTERNAL, "session setup failed", "error", message),
         ]
 
@@ -373,18 +383,22 @@ class ApplicationSession:
         self.counters.requests_in += 1
         method = request.method
         if method not in HANDLED_HERE:
-            return [self._error(request.id, 501, f"unknown method: {method}")]
+            return [self._error(request.id, 501, f"unknown method: {method}"), self._answered(method, 501)]
         try:
             payload = catalog.decode_params(method, None if request.params is ABSENT else request.params)
         except PayloadError as exc:
             message = (
                 str(exc) if not isinstance(exc, PayloadDecodeError) else f"decode {method} request: {exc}"
             )
-            return [self._error(request.id, 400, message), ProtocolViolation("invalid_request", message)]
+            return [
+                self._error(request.id, 400, message),
+                self._answered(method, 400),
+                ProtocolViolation("invalid_request", message),
+            ]
         if isinstance(payload, PingRequest):
-            return [self._answer_ping(request.id, payload, received_ms)]
+            return [self._answer_ping(request.id, payload, received_ms), self._answered(method)]
         if isinstance(payload, SessionTerminateRequest):
-            return self._on_terminate(request.id, payload)
+            return [*self._on_terminate(request.id, payload), self._answered(method)]
         assert isinstance(payload, SessionInitializeRequest)
         return self._on_initialize(request.id, payload)
 
@@ -393,13 +407,17 @@ class ApplicationSession:
             # Format is immutable for a session; keep the first negotiation (the Go reference app does too).
             return [
                 self._error(request_id, 500, "session already initialized"),
+                self._answered("session.initialize", 500),
                 ProtocolViolation(
                     "duplicate_initialize", f"second session.initialize in state {self.state.value}"
                 ),
             ]
         offered = params.audio_codec_offerings
         if not offered:
-            return [self._error(request_id, 400, "no audio codec offerings")]
+            return [
+                self._error(request_id, 400, "no audio codec offerings"),
+                self._answered("session.initialize", 400),
+            ]
         codec = choose_codec(offered, self.config.codec_preference)
         if codec is None:
             offer_ids = ", ".join(c.id for c in offered)
@@ -503,6 +521,10 @@ class ApplicationSession:
 
     def _error(self, request_id: str, code: int, message: str) -> SendText:
         return SendText(encode_frame(Response(request_id, error=ErrorObject(code, message))))
+
+    @staticmethod
+    def _answered(method: str, code: int = 0) -> Answered:
+        return Answered(method if method in OPERATIONS else "unknown", code)
 
     def _set_end(self, reason: EndReason, detail: str) -> None:
         if self._end_reason is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http
 import logging
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from bridge.protocol import negotiation
 from bridge.protocol.session import CLOSE_GOING_AWAY, SessionConfig
 from bridge.server.call import Call, CallApp
 from bridge.server.redaction import websockets_logger
+from bridge.telemetry import Telemetry
 
 log = logging.getLogger("bridge.server")
 
@@ -30,11 +32,13 @@ CLOSE_TRY_AGAIN_LATER = 1013
 
 @dataclass(slots=True)
 class AdmissionStats:
+    telemetry: Telemetry
     accepted: int = 0
     refused: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, cause: str) -> None:
         self.refused[cause] = self.refused.get(cause, 0) + 1
+        self.telemetry.admission_refused.add(1, {"cause": cause})
 
 
 AppFactory = Callable[[Principal], CallApp]
@@ -50,14 +54,19 @@ class BridgeServer:
         app_factory: AppFactory,
         broker_ready: Callable[[], bool] = lambda: True,
         metrics_text: Callable[[], bytes] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self.settings = settings
         self.authenticator = authenticator
         self.app_factory = app_factory
         self.broker_ready = broker_ready
         self.metrics_text = metrics_text
+        self.telemetry = telemetry or Telemetry()
         self.calls: set[Call] = set()
-        self.admission = AdmissionStats()
+        self._calls_changed = asyncio.Event()
+        self.admission = AdmissionStats(self.telemetry)
+        self.telemetry.totals.active_sessions = lambda: len(self.calls)
+        self.telemetry.totals.live = lambda: [c.stats for c in self.calls]
         self.draining = False
         self._server: Server | None = None
         self._session_config = SessionConfig(
@@ -101,12 +110,21 @@ class BridgeServer:
         """Stop admitting, let live calls finish for `timeout_s`, then end the rest with `end_call`."""
         self.draining = True
         log.info("draining: %d live calls, up to %.0f s", len(self.calls), timeout_s)
-        if self.calls:
-            await asyncio.wait([asyncio.ensure_future(c.wait_ended()) for c in self.calls], timeout=timeout_s)
+        await self._wait_no_calls(timeout_s)
         for call in list(self.calls):
             end_call(call)
-        if self.calls:
-            await asyncio.wait([asyncio.ensure_future(c.wait_ended()) for c in self.calls], timeout=10)
+        await self._wait_no_calls(10)
+
+    async def _wait_no_calls(self, timeout_s: float) -> None:
+        """Until every call's handler is done (its session.ended handed to the broker) or the timeout."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self.calls:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return
+            self._calls_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._calls_changed.wait(), remaining)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -127,11 +145,14 @@ class BridgeServer:
             why = "draining" if self.draining else "broker unavailable"
             return _text(connection, http.HTTPStatus.SERVICE_UNAVAILABLE, f"not ready: {why}\n")
         if path == "/metrics" and self.metrics_text is not None:
-            response = connection.respond(http.HTTPStatus.OK, "")
-            response.body = self.metrics_text()
-            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            response.headers["Content-Length"] = str(len(response.body))
-            return response
+            body = self.metrics_text()
+            headers = Headers(
+                [
+                    ("Content-Type", "text/plain; version=0.0.4; charset=utf-8"),
+                    ("Content-Length", str(len(body))),
+                ]
+            )
+            return Response(http.HTTPStatus.OK.value, "OK", headers, body)
         if path != self.settings.ws_path:
             return _text(connection, http.HTTPStatus.NOT_FOUND, "not found\n")
         if self.draining:
@@ -157,7 +178,9 @@ class BridgeServer:
         connection.principal = principal  # type: ignore[attr-defined]
         return None
 
-    def _select_subprotocol(self, connection: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+    def _select_subprotocol(
+        self, connection: ServerConnection, offered: Sequence[Subprotocol]
+    ) -> Subprotocol | None:
         try:
             selection = negotiation.select_profile(offered)
         except negotiation.NegotiationError as exc:
@@ -175,21 +198,51 @@ class BridgeServer:
             return
         principal: Principal = ws.principal  # type: ignore[attr-defined]
         self.admission.accepted += 1
+        telemetry = self.telemetry
+        headers = ws.request.headers if ws.request is not None else Headers()
+        span = telemetry.start_session_span({k.lower(): v for k, v in headers.raw_items()})
+        if principal.account:
+            span.set_attribute("rtvbp.account", principal.account)
         call = Call(
             ws=ws,
             config=self._session_config,
             app=self.app_factory(principal),
             playout_lead_ms=self.settings.playout_lead_ms,
             playout_max_ms=self.settings.playout_max_ms,
+            telemetry=telemetry,
+            span=span,
         )
         self.calls.add(call)
+        error: str | None = None
         try:
-            summary = await call.run()
-            await call.app.end(summary)
-        except Exception:
+            with telemetry.activate(span):
+                summary = await call.run()
+                await call.app.end(summary)
+            self._account(call, summary.reason)
+            span.set_attribute("rtvbp.end_reason", summary.reason)
+            if summary.reason == "error":
+                error = summary.detail
+        except Exception as exc:
             log.exception("call teardown failed")
+            error = type(exc).__name__
         finally:
+            telemetry.end(span, error)
             self.calls.discard(call)
+            self._calls_changed.set()
+
+    def _account(self, call: Call, reason: str) -> None:
+        """Fold a finished call's counters into the process totals the metrics report."""
+        totals = self.telemetry.totals
+        stats = call.stats
+        totals.frames["in"] += stats.frames_in
+        totals.frames["out"] += stats.frames_out
+        totals.bytes["in"] += stats.bytes_in
+        totals.bytes["out"] += stats.bytes_out
+        totals.dropped_bytes["out"] += stats.dropped_out_bytes
+        if call.playout is not None:
+            totals.underruns += call.playout.underruns
+        if call.session.init_params is not None:
+            self.telemetry.sessions_ended.add(1, {"reason": reason})
 
 
 def _offered_subprotocols(headers: Headers) -> list[str]:

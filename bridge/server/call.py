@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from opentelemetry.trace import Span, SpanKind
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -23,6 +24,7 @@ from bridge.audio.playout import ClearResult, MarkReached, Playout, PlayoutFull
 from bridge.protocol.catalog import PayloadError
 from bridge.protocol.session import (
     Action,
+    Answered,
     ApplicationSession,
     AudioIn,
     Close,
@@ -39,6 +41,7 @@ from bridge.protocol.session import (
     State,
     VoiceEvent,
 )
+from bridge.telemetry import Telemetry, current_session
 
 log = logging.getLogger("bridge.call")
 
@@ -112,6 +115,8 @@ class Call:
     stats: CallStats = field(default_factory=CallStats)
     playout: Playout | None = None
     started_at: float = field(default_factory=time.monotonic)
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    span: Span | None = None  # the call's span; request spans are its children
     on_violation: Callable[[ProtocolViolation], None] | None = None
     _waiters: dict[str, asyncio.Future[RequestSettled]] = field(default_factory=dict)
     _close_at: float | None = None
@@ -121,6 +126,8 @@ class Call:
     _ended: asyncio.Event = field(default_factory=asyncio.Event)
     _summary: CallSummary | None = None
     _start_task: asyncio.Task[None] | None = None
+    _init_started: float = 0.0
+    _polls: int = 0
 
     def __post_init__(self) -> None:
         self.session = ApplicationSession(self.config, opened_at=self.started_at, wall_ms=wall_ms)
@@ -134,7 +141,7 @@ class Call:
         close_reason = ""
         try:
             await self._read()
-        except ConnectionClosed as exc:
+        except ConnectionClosed:
             pass  # a broken socket ends the call like a close; the code tells which
         except Exception:
             log.exception("call failed")
@@ -191,7 +198,7 @@ class Call:
         voice_bytes = settled.result.get("len", 0) if isinstance(settled.result, dict) else 0
         return result, int(voice_bytes)
 
-    async def request(self, method: str, params: Any) -> RequestSettled:
+    async def request(self, method: str, params: Any, parent: Span | None = None) -> RequestSettled:
         """Send an application->voice request and wait for its settlement (answer, error, timeout, close)."""
         try:
             request_id, actions = self.session.send_request(method, params, time.monotonic())
@@ -199,11 +206,29 @@ class Call:
             raise CommandError(exc.code, str(exc)) from None
         except PayloadError as exc:
             raise CommandError(400, str(exc)) from None
+        started = time.monotonic()
+        span = self.telemetry.child_span(
+            f"rtvbp {method}",
+            parent or self.span,
+            SpanKind.CLIENT,
+            {"rpc.system": "rtvbp", "rpc.method": method},
+        )
         waiter: asyncio.Future[RequestSettled] = asyncio.get_running_loop().create_future()
         self._waiters[request_id] = waiter
         self._apply(actions)
         self._wake_timer.set()
-        return await waiter
+        try:
+            settled = await waiter
+        except asyncio.CancelledError:
+            self.telemetry.end(span, "cancelled")
+            raise
+        outcome = "ok" if settled.ok else str(settled.code)
+        span.set_attribute("rtvbp.outcome", outcome)
+        self.telemetry.end(span, None if settled.ok else f"{settled.code} {settled.message}")
+        self.telemetry.request_duration.record(
+            time.monotonic() - started, {"method": method, "direction": "out", "outcome": outcome}
+        )
+        return settled
 
     def send_event(self, name: str, data: Any) -> None:
         try:
@@ -244,10 +269,24 @@ class Call:
                 if waiter is not None and not waiter.done():
                     waiter.set_result(action)
             elif isinstance(action, InitializeRequested):
+                self._init_started = time.monotonic()
+                current_session.set(action.params.call.session_id)  # for every log line of this call
+                if self.span is not None:
+                    self.span.set_attributes(
+                        {
+                            "rtvbp.session_id": action.params.call.session_id,
+                            "rtvbp.call_id": action.params.call.id,
+                            "rtvbp.application_id": action.params.application.id,
+                            "rtvbp.codec": action.codec.id,
+                        }
+                    )
                 self._start_task = asyncio.create_task(self._initialize(action))
             elif isinstance(action, Close):
                 self._schedule_close(action)
+            elif isinstance(action, Answered):
+                self._record_answer(action)
             elif isinstance(action, ProtocolViolation):
+                self.telemetry.protocol_violations.add(1, {"kind": action.kind})
                 if self.on_violation is not None:
                     self.on_violation(action)
                 log.debug("protocol violation %s: %s", action.kind, action.detail)
@@ -255,6 +294,22 @@ class Call:
                 self._finish(action)
             elif isinstance(action, Ready):
                 pass
+
+    def _record_answer(self, answered: Answered) -> None:
+        """A voice request we answered: one span and one duration sample (initialize spans its wait)."""
+        now = time.monotonic()
+        began = self._init_started if answered.method == "session.initialize" and self._init_started else now
+        outcome = "ok" if answered.code == 0 else str(answered.code)
+        span = self.telemetry.child_span(
+            f"rtvbp {answered.method}",
+            self.span,
+            SpanKind.SERVER,
+            {"rpc.system": "rtvbp", "rpc.method": answered.method, "rtvbp.outcome": outcome},
+        )
+        self.telemetry.end(span, None if answered.code == 0 else outcome)
+        self.telemetry.request_duration.record(
+            now - began, {"method": answered.method, "direction": "in", "outcome": outcome}
+        )
 
     def _send(self, message: str | bytes) -> None:
         # websockets queues writes in order; a send to a closing socket is not an error for us.
@@ -271,7 +326,9 @@ class Call:
             log.exception("session start failed")
             self._apply(self.session.reject_initialize(500, f"session setup failed: {type(exc).__name__}"))
             return
-        fmt = AudioFormat.from_codec(init.codec.name, init.codec.sample_rate, init.codec.bit_depth, init.codec.channels)
+        fmt = AudioFormat.from_codec(
+            init.codec.name, init.codec.sample_rate, init.codec.bit_depth, init.codec.channels
+        )
         self.playout = Playout(fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms)
         self._apply(self.session.accept_initialize(time.monotonic()))
 
@@ -317,11 +374,14 @@ class Call:
             for frame in frames:
                 self.stats.frames_out += 1
                 self.stats.bytes_out += len(frame)
-                # Awaiting the write applies backpressure to this call only; a slow reader never stalls others.
+                # Awaiting the write backpressures this call only; a slow reader never stalls others.
                 await self.ws.send(frame)
                 self.app.audio_out(frame)
             for mark in marks:
                 self.app.mark_reached(mark)
+            self._polls += 1
+            if frames and self._polls % 25 == 0:  # a lead sample every ~0.5 s of playout, not per frame
+                self.telemetry.playout_lead.record(playout.lead_ms)
             await self._wake_pacer.sleep_until(playout.next_wakeup(time.monotonic()))
 
 

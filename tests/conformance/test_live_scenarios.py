@@ -56,9 +56,12 @@ async def next_text(ws: ClientConnection, timeout: float = 3.0) -> str:
 
 
 def init_params(session_id: str) -> dict[str, Any]:
-    return {"application": {"id": "app-1"},
-            "call": {"id": "call-1", "session_id": session_id, "from": "+12025550100", "to": "+12025550101"},
-            "audio_codec_offerings": [PREAMBLE_OFFER], "metadata": None}
+    return {
+        "application": {"id": "app-1"},
+        "call": {"id": "call-1", "session_id": session_id, "from": "+12025550100", "to": "+12025550101"},
+        "audio_codec_offerings": [PREAMBLE_OFFER],
+        "metadata": None,
+    }
 
 
 class ScenarioPlayer:
@@ -91,14 +94,18 @@ class ScenarioPlayer:
             else:
                 await self.ws.send(encode_frame(Request(peer_id, step["method"], step["params"])))
         elif kind == "event":
-            await self.ws.send(encode_frame(Event(f"peer-{step['id'].lstrip('$')}", step["event"], step["data"])))
+            await self.ws.send(
+                encode_frame(Event(f"peer-{step['id'].lstrip('$')}", step["event"], step["data"]))
+            )
             event = await self.agent.wait_event(step["event"], self.session_id)
             assert event.body["data"] == step["data"]  # voice payloads pass through unchanged
         else:  # a voice response to an application request: answer it, then check the consumer's reply
             request_id = self.bound[step["response"]]
             if "error" in step:
                 err = step["error"]
-                await self.ws.send(encode_frame(Response(request_id, error=ErrorObject(err["code"], err["message"]))))
+                await self.ws.send(
+                    encode_frame(Response(request_id, error=ErrorObject(err["code"], err["message"])))
+                )
             else:
                 await self.ws.send(encode_frame(Response(request_id, result=step["result"])))
             task = self.commands.pop(step["response"], None)
@@ -140,7 +147,10 @@ class ScenarioPlayer:
             reply = await asyncio.wait_for(self.commands.pop(step["id"]), 5)
             assert reply is not None and reply["ok"]
         else:
-            assert isinstance(frame, Request) and (frame.method, frame.params) == (step["method"], step["params"])
+            assert isinstance(frame, Request) and (frame.method, frame.params) == (
+                step["method"],
+                step["params"],
+            )
             self.bound[step["id"]] = frame.id
 
 
@@ -148,15 +158,20 @@ class ScenarioPlayer:
 async def test_scenario_against_the_live_bridge(bridge, agent: Agent, case: dict[str, Any]) -> None:
     steps = case["steps"]
     first = steps[0]
-    session_id = (first["params"]["call"]["session_id"] if first.get("method") == "session.initialize"
-                  else f"scn-{case['name']}")
+    session_id = (
+        first["params"]["call"]["session_id"]
+        if first.get("method") == "session.initialize"
+        else f"scn-{case['name']}"
+    )
     async with connect(ws_url(bridge), subprotocols=["rtvbp.v1"]) as ws:  # type: ignore[list-item]
         player = ScenarioPlayer(ws, agent, session_id)
         if first.get("method") != "session.initialize":
             await player.initialize("preamble-init", init_params(session_id))
             frame = decode_frame(await next_text(ws))
             assert isinstance(frame, Response) and frame.result["audio_codec"] == PREAMBLE_OFFER
-            await ws.send(encode_frame(Event("preamble-updated", "session.updated", {"audio_codec": PREAMBLE_OFFER})))
+            await ws.send(
+                encode_frame(Event("preamble-updated", "session.updated", {"audio_codec": PREAMBLE_OFFER}))
+            )
             await agent.wait_event("session.updated", session_id)
         await player.play(steps)
         last = steps[-1]

@@ -24,7 +24,7 @@ async def test_call_events_and_audio_reach_the_bus_in_order(bridge, agent: Agent
         index = 0
         while offset < len(pcm):
             size = sizes[index % len(sizes)]
-            await voice.send_audio(pcm[offset:offset + size])
+            await voice.send_audio(pcm[offset : offset + size])
             offset += size
             index += 1
         for digit in "12#":
@@ -36,7 +36,15 @@ async def test_call_events_and_audio_reach_the_bus_in_order(bridge, agent: Agent
     assert ended.body["data"]["reason"] == "hangup"
     await agent.wait_for(lambda: sum(len(r.body["audio"]) for r in agent.audio) == len(pcm))
     types = agent.event_types("flow-1")
-    assert types == ["session.started", "session.updated", "dtmf", "dtmf", "dtmf", "call.hangup", "session.ended"]
+    assert types == [
+        "session.started",
+        "session.updated",
+        "dtmf",
+        "dtmf",
+        "dtmf",
+        "call.hangup",
+        "session.ended",
+    ]
     assert [r.body["seq"] for r in agent.events] == list(range(len(types)))
     chunks = [r for r in agent.audio if r.body["session_id"] == "flow-1"]
     assert [c.body["seq"] for c in chunks] == list(range(len(chunks)))

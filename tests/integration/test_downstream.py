@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 from typing import Any
@@ -38,12 +39,12 @@ async def test_played_audio_arrives_as_exact_frames_at_real_time_pace(bridge, ag
     assert all(len(f) == 320 for f in frames)
     assert len(frames) == 51
     played = voice.played.audio
-    assert played[: len(pcm)] == pcm and played[len(pcm):] == b"\x00" * (51 * 320 - len(pcm))
+    assert played[: len(pcm)] == pcm and played[len(pcm) :] == b"\x00" * (51 * 320 - len(pcm))
     times = voice.played.times
     # 5 frames of lead go at once, then one per 20 ms: the whole second takes ~0.9 s, not less
     span = times[-1] - times[0]
     assert 0.85 <= span <= 1.2, span
-    gaps = [b - a for a, b in zip(times[5:], times[6:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times[5:])]
     assert 0.015 <= statistics.median(gaps) <= 0.025
     assert dominant_frequency(played[:8000], 8000, [500, 1000, 2000]) == 1000
     mark_delay = mark.message.timestamp.timestamp() if mark.message.timestamp else 0
@@ -87,8 +88,9 @@ async def test_barge_in_cuts_five_seconds_of_queued_audio_within_a_frame(bridge,
         ("ping", {"t0": 1700000000000}, None),
     ],
 )
-async def test_requests_round_trip_with_a_reply(bridge, agent: Agent, method: str, params: dict[str, Any],
-                                                expected: Any) -> None:
+async def test_requests_round_trip_with_a_reply(
+    bridge, agent: Agent, method: str, params: dict[str, Any], expected: Any
+) -> None:
     voice = await started_call(bridge, agent, "req")
     voice.variables.update({"customer": "Ada", "attempt": 2})
     reply = await agent.command("req", {"type": "request", "method": method, "params": params})
@@ -106,24 +108,37 @@ async def test_requests_round_trip_with_a_reply(bridge, agent: Agent, method: st
 
 async def test_terminal_requests_end_the_call(bridge, agent: Agent) -> None:
     voice = await started_call(bridge, agent, "move")
-    reply = await agent.command("move", {"type": "request", "method": "application.move",
-                                         "params": {"reason": "handoff", "application_id": "app-2"}})
+    reply = await agent.command(
+        "move",
+        {
+            "type": "request",
+            "method": "application.move",
+            "params": {"reason": "handoff", "application_id": "app-2"},
+        },
+    )
     assert reply is not None and reply["result"] == {"next_application_id": "app-2"}
     assert await voice.wait_closed() == 1000
     ended = await agent.wait_event("session.ended", "move")
     assert ended.body["data"]["reason"] == "move"
 
 
-async def test_voice_errors_and_timeouts_become_error_replies(bridge_factory: BridgeFactory, agent: Agent) -> None:
+async def test_voice_errors_and_timeouts_become_error_replies(
+    bridge_factory: BridgeFactory, agent: Agent
+) -> None:
     service = await bridge_factory(request_timeout_s=0.5)
     voice = await started_call(service, agent, "errs")
-    reply = await agent.command("errs", {"type": "request", "method": "session.terminate",
-                                         "params": {"reason": "completed"}})
+    reply = await agent.command(
+        "errs", {"type": "request", "method": "session.terminate", "params": {"reason": "completed"}}
+    )
     assert reply is not None and reply["ok"] is False
-    assert reply["error"] == {"code": 501, "message":
-                              "session.terminate is not supported. please use application.move or call.hangup instead"}
+    assert reply["error"] == {
+        "code": 501,
+        "message": "session.terminate is not supported. please use application.move or call.hangup instead",
+    }
     voice.respond = False
-    timeout = await agent.command("errs", {"type": "request", "method": "session.get", "params": {"keys": []}})
+    timeout = await agent.command(
+        "errs", {"type": "request", "method": "session.get", "params": {"keys": []}}
+    )
     assert timeout is not None and timeout["error"]["code"] == 504
     voice.respond = True
     await voice.hangup()
@@ -132,16 +147,23 @@ async def test_voice_errors_and_timeouts_become_error_replies(bridge_factory: Br
 
 async def test_events_are_forwarded_to_the_voice(bridge, agent: Agent) -> None:
     voice = await started_call(bridge, agent, "events")
-    for event, data in [("audio.speech.started", {"origin": "sender"}), ("input.transcript", {"delta": "hello"}),
-                        ("output.transcript.delta", {"delta": "Hi "}), ("output.transcript.done", {}),
-                        ("agent.tool.call", {"name": "lookup_order"})]:
+    for event, data in [
+        ("audio.speech.started", {"origin": "sender"}),
+        ("input.transcript", {"delta": "hello"}),
+        ("output.transcript.delta", {"delta": "Hi "}),
+        ("output.transcript.done", {}),
+        ("agent.tool.call", {"name": "lookup_order"}),
+    ]:
         reply = await agent.command("events", {"type": "event", "event": event, "data": data})
         assert reply is not None and reply["ok"], reply
     await asyncio.sleep(0.2)
     assert [(e.event, e.data) for e in voice.events_received] == [
-        ("audio.speech.started", {"origin": "sender"}), ("input.transcript", {"delta": "hello"}),
-        ("output.transcript.delta", {"delta": "Hi "}), ("output.transcript.done", {}),
-        ("agent.tool.call", {"name": "lookup_order"})]
+        ("audio.speech.started", {"origin": "sender"}),
+        ("input.transcript", {"delta": "hello"}),
+        ("output.transcript.delta", {"delta": "Hi "}),
+        ("output.transcript.done", {}),
+        ("agent.tool.call", {"name": "lookup_order"}),
+    ]
     await voice.hangup()
     await voice.close()
 
@@ -155,7 +177,14 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
         ({"type": "event", "event": "dtmf", "data": {}}, 400),
         ({"type": "event", "event": "input.transcript", "data": {"delta": 5}}, 400),
         ({"type": "audio", "audio": "not bytes"}, 400),
-        ({"type": "audio", "audio": b"\x00" * 320, "codec": {"name": "L16", "sample_rate": 16000, "channels": 1}}, 400),
+        (
+            {
+                "type": "audio",
+                "audio": b"\x00" * 320,
+                "codec": {"name": "L16", "sample_rate": 16000, "channels": 1},
+            },
+            400,
+        ),
         ({"type": "mark"}, 400),
         ({"no": "type"}, 400),
     ]
@@ -178,7 +207,9 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
     assert ended.body["data"]["counters"]["commands_rejected"] == len(cases) + 1
 
 
-async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(bridge, agent: Agent, amqp_url: str) -> None:
+async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(
+    bridge, agent: Agent, amqp_url: str
+) -> None:
     await agent.command("nobody-home", {"type": "clear"}, reply=False)
     conn = await aio_pika.connect(amqp_url)
     channel = await conn.channel()
@@ -192,14 +223,20 @@ async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(bridg
     await conn.close()
 
 
-async def test_published_messages_validate_against_the_schemas(bridge_factory: BridgeFactory, agent: Agent) -> None:
+async def test_published_messages_validate_against_the_schemas(
+    bridge_factory: BridgeFactory, agent: Agent
+) -> None:
     service = await bridge_factory(mirror_out=True)
     voice = await started_call(service, agent, "schema")
     await voice.send_audio(tone(300, 300, 8000))
     await voice.dtmf("5")
-    await voice.event("audio.info", {"read": {"bytes": 0, "bytes_per_second": 0, "bytes_total": 0},
-                                     "write": {"bytes": 320, "bytes_per_second": 106.66666666666667,
-                                               "bytes_total": 320}})
+    await voice.event(
+        "audio.info",
+        {
+            "read": {"bytes": 0, "bytes_per_second": 0, "bytes_total": 0},
+            "write": {"bytes": 320, "bytes_per_second": 106.66666666666667, "bytes_total": 320},
+        },
+    )
     await agent.command("schema", {"type": "audio", "audio": tone(300, 200, 8000)})
     await agent.command("schema", {"type": "mark", "name": "m"})
     await agent.wait_event("playout.mark", "schema")
@@ -207,8 +244,15 @@ async def test_published_messages_validate_against_the_schemas(bridge_factory: B
     await agent.wait_event("session.ended", "schema")
     await agent.wait_for(lambda: any(r.body["direction"] == "out" for r in agent.audio))
     kinds = {r.body["type"] for r in agent.events}
-    assert {"session.started", "session.updated", "dtmf", "audio.info", "playout.mark", "call.hangup",
-            "session.ended"} <= kinds
+    assert {
+        "session.started",
+        "session.updated",
+        "dtmf",
+        "audio.info",
+        "playout.mark",
+        "call.hangup",
+        "session.ended",
+    } <= kinds
     for received in agent.events:
         validate_body(received.body, kind="event")
         assert received.message.content_type == "application/msgpack"

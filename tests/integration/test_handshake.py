@@ -41,7 +41,7 @@ async def status_of(url: str, **kwargs: object) -> int:
 
 def http_get(url: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 (loopback test server)
+        with urllib.request.urlopen(url, timeout=5) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -175,5 +175,5 @@ def test_auth_none_refuses_a_public_address() -> None:
     from bridge.config import SettingsError, load_settings
 
     with pytest.raises(SettingsError, match="BRIDGE_AUTH_ALLOW_INSECURE"):
-        load_settings(host="0.0.0.0", auth_mode="none")  # noqa: S104
-    assert load_settings(host="0.0.0.0", auth_mode="none", auth_allow_insecure=True).host == "0.0.0.0"  # noqa: S104
+        load_settings(host="0.0.0.0", auth_mode="none")
+    assert load_settings(host="0.0.0.0", auth_mode="none", auth_allow_insecure=True).host == "0.0.0.0"

@@ -14,8 +14,9 @@ from tests.conftest import BridgeFactory, ws_url
 from tests.support.amqp import Agent
 
 
-async def test_duplicate_session_is_refused_on_the_same_and_another_replica(bridge_factory: BridgeFactory,
-                                                                            agent: Agent) -> None:
+async def test_duplicate_session_is_refused_on_the_same_and_another_replica(
+    bridge_factory: BridgeFactory, agent: Agent
+) -> None:
     one = await bridge_factory(instance_id="replica-a")
     two = await bridge_factory(instance_id="replica-b")
     first = VoicePeer(ws_url(one), session_id="dup")
@@ -59,8 +60,9 @@ def rabbitmqctl(*args: str) -> None:
 
 
 @pytest.mark.slow
-async def test_broker_restart_mid_call_keeps_the_call_and_loses_nothing(bridge_factory: BridgeFactory,
-                                                                        amqp_url: str, prefix: str) -> None:
+async def test_broker_restart_mid_call_keeps_the_call_and_loses_nothing(
+    bridge_factory: BridgeFactory, amqp_url: str, prefix: str
+) -> None:
     service = await bridge_factory(audio_backlog_ms=30_000)
     agent = Agent(amqp_url, prefix, durable_queues=True)  # durable: the consumer's queue survives the restart
     await agent.start()
@@ -82,7 +84,9 @@ async def test_broker_restart_mid_call_keeps_the_call_and_loses_nothing(bridge_f
         assert service.broker.ready()
         await agent.wait_event("dtmf", "restart", timeout=20)
         # the call survived: commands work again (ownership re-taken on the restored connection)
-        reply = await agent.command("restart", {"type": "request", "method": "ping", "params": {"t0": 1}}, timeout=20)
+        reply = await agent.command(
+            "restart", {"type": "request", "method": "ping", "params": {"t0": 1}}, timeout=20
+        )
         assert reply is not None and reply["ok"]
         await voice.hangup()
         ended = await agent.wait_event("session.ended", "restart", timeout=20)
@@ -114,8 +118,9 @@ async def test_fifty_concurrent_calls_at_real_time_without_loss_or_cross_talk(br
         return pcm
 
     sent = await asyncio.gather(*(one(i) for i in range(calls)))
-    await agent.wait_for(lambda: sum(1 for e in agent.events if e.body["type"] == "session.ended") == calls,
-                         timeout=30)
+    await agent.wait_for(
+        lambda: sum(1 for e in agent.events if e.body["type"] == "session.ended") == calls, timeout=30
+    )
     for index, pcm in enumerate(sent):
         chunks = [r for r in agent.audio if r.body["session_id"] == f"load-{index}"]
         assert [c.body["seq"] for c in chunks] == list(range(len(chunks)))

@@ -25,8 +25,16 @@ async def test_malformed_frames_are_dropped_and_the_socket_stays_open(bridge, ag
     async with VoicePeer(ws_url(bridge), session_id="malformed") as voice:
         await voice.initialize()
         assert voice.ws is not None
-        for bad in ["{", '{"version":"1"}', '{"version":"invalid"}', '{"version":1,"id":"x","event":"dtmf"}',
-                    '{"version":"1","id":7,"method":"ping"}', "[]", '"text"', '{"version":"1","id":"a","id":"b"}']:
+        for bad in [
+            "{",
+            '{"version":"1"}',
+            '{"version":"invalid"}',
+            '{"version":1,"id":"x","event":"dtmf"}',
+            '{"version":"1","id":7,"method":"ping"}',
+            "[]",
+            '"text"',
+            '{"version":"1","id":"a","id":"b"}',
+        ]:
             await voice.ws.send(bad)
         response = await voice.request("ping", {"t0": 1700000000000})
         assert response.ok  # still serving
@@ -46,12 +54,21 @@ async def test_unknown_method_gets_501_and_invalid_params_400(bridge) -> None:
         assert voice_side.error is not None and voice_side.error.code == 501
         empty_reason = await voice.request("session.terminate", {"reason": ""})
         assert empty_reason.error is not None
-        assert (empty_reason.error.code, empty_reason.error.message) == (400, "reason must contain at least 1 character(s)")
+        assert (empty_reason.error.code, empty_reason.error.message) == (
+            400,
+            "reason must contain at least 1 character(s)",
+        )
         zero_ping = await voice.request("ping", {"t0": 0})
         assert zero_ping.error is not None and zero_ping.error.code == 400 and "t0" in zero_ping.error.message
-        second_init = await voice.request("session.initialize", {
-            "application": {"id": "a"}, "call": {"id": "c", "session_id": "errors", "from": "1", "to": "2"},
-            "audio_codec_offerings": [L16_8K], "metadata": None})
+        second_init = await voice.request(
+            "session.initialize",
+            {
+                "application": {"id": "a"},
+                "call": {"id": "c", "session_id": "errors", "from": "1", "to": "2"},
+                "audio_codec_offerings": [L16_8K],
+                "metadata": None,
+            },
+        )
         assert second_init.error is not None and second_init.error.code == 500
 
 
@@ -71,12 +88,21 @@ async def test_ping_is_answered_with_receive_and_handling_times(bridge) -> None:
 
 async def test_no_acceptable_codec_is_a_clear_400(bridge) -> None:
     async with VoicePeer(ws_url(bridge), session_id="codec", offers=[codec(44100)]) as voice:
-        response = await voice.request("session.initialize", {
-            "application": {"id": "a"}, "call": {"id": "c", "session_id": "codec", "from": "1", "to": "2"},
-            "audio_codec_offerings": [{"id": "PCMU/8000/1", "name": "PCMU", "sample_rate": 8000, "bit_depth": 8,
-                                       "channels": 1}], "metadata": None})
+        response = await voice.request(
+            "session.initialize",
+            {
+                "application": {"id": "a"},
+                "call": {"id": "c", "session_id": "codec", "from": "1", "to": "2"},
+                "audio_codec_offerings": [
+                    {"id": "PCMU/8000/1", "name": "PCMU", "sample_rate": 8000, "bit_depth": 8, "channels": 1}
+                ],
+                "metadata": None,
+            },
+        )
         assert response.error is not None and response.error.code == 400
-        assert "no acceptable audio codec" in response.error.message and "PCMU/8000/1" in response.error.message
+        assert (
+            "no acceptable audio codec" in response.error.message and "PCMU/8000/1" in response.error.message
+        )
 
 
 async def test_codec_preference_picks_the_preferred_offer_verbatim(bridge_factory: BridgeFactory) -> None:
@@ -117,11 +143,19 @@ async def test_invalid_utf8_text_closes_with_1007(bridge) -> None:
 
 async def test_session_terminate_is_answered_then_closed_1000(bridge, agent: Agent) -> None:
     async with connect(ws_url(bridge), subprotocols=["rtvbp.v1"]) as ws:  # type: ignore[list-item]
-        init = {"application": {"id": "a"}, "call": {"id": "c", "session_id": "term", "from": "1", "to": "2"},
-                "audio_codec_offerings": [L16_8K], "metadata": {"k": "v"}}
-        await ws.send(json.dumps({"version": "1", "id": "i1", "method": "session.initialize", "params": init}))
+        init = {
+            "application": {"id": "a"},
+            "call": {"id": "c", "session_id": "term", "from": "1", "to": "2"},
+            "audio_codec_offerings": [L16_8K],
+            "metadata": {"k": "v"},
+        }
+        await ws.send(
+            json.dumps({"version": "1", "id": "i1", "method": "session.initialize", "params": init})
+        )
         await next_text(ws)
-        await ws.send('{"version":"1","id":"t1","method":"session.terminate","params":{"reason":"completed"}}')
+        await ws.send(
+            '{"version":"1","id":"t1","method":"session.terminate","params":{"reason":"completed"}}'
+        )
         answered_at = time.monotonic()
         frame = decode_frame(await next_text(ws))
         assert isinstance(frame, Response) and frame.response == "t1" and frame.result == {}
@@ -138,8 +172,9 @@ async def test_application_hangup_with_legacy_post_terminal_terminate(bridge, ag
     async with voice:
         await voice.initialize()
         await agent.wait_event("session.started", "legacy")
-        reply = await agent.command("legacy", {"type": "request", "method": "call.hangup",
-                                               "params": {"reason": "caller"}})
+        reply = await agent.command(
+            "legacy", {"type": "request", "method": "call.hangup", "params": {"reason": "caller"}}
+        )
         assert reply == {"type": "reply", "session_id": "legacy", "ok": True, "result": {}}
         assert await voice.wait_closed() == 1000
     ended = await agent.wait_event("session.ended", "legacy")

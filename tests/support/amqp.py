@@ -40,11 +40,15 @@ class Agent:
         self.conn = await aio_pika.connect_robust(self.url, reconnect_interval=0.5)
         self.channel = await self.conn.channel()
         await self.channel.set_qos(prefetch_count=1000)
-        for exchange, pattern, sink in ((f"{self.prefix}.events", self.events_pattern, self.events),
-                                        (f"{self.prefix}.audio", self.audio_pattern, self.audio)):
+        for exchange, pattern, sink in (
+            (f"{self.prefix}.events", self.events_pattern, self.events),
+            (f"{self.prefix}.audio", self.audio_pattern, self.audio),
+        ):
             ex = await self.channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True)
             if self.durable_queues:
-                queue = await self.channel.declare_queue(f"{exchange}.test-{uuid.uuid4().hex[:8]}", durable=True)
+                queue = await self.channel.declare_queue(
+                    f"{exchange}.test-{uuid.uuid4().hex[:8]}", durable=True
+                )
             else:
                 queue = await self.channel.declare_queue(exclusive=True)
             await queue.bind(ex, pattern)
@@ -68,6 +72,7 @@ class Agent:
             sink.append(Received(message.routing_key or "", body, message))
             async with self._changed:
                 self._changed.notify_all()
+
         return collect
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
@@ -83,6 +88,7 @@ class Agent:
                     if result:
                         return result
                     await self._changed.wait()
+
         return await asyncio.wait_for(loop(), timeout)
 
     async def wait_event(self, event_type: str, session: str | None = None, timeout: float = 5.0) -> Received:
@@ -91,19 +97,30 @@ class Agent:
                 if r.body["type"] == event_type and (session is None or r.body["session_id"] == session):
                     return r
             return None
+
         return await self.wait_for(find, timeout)  # type: ignore[no-any-return]
 
     def event_types(self, session: str) -> list[str]:
         return [r.body["type"] for r in self.events if r.body["session_id"] == session]
 
-    async def command(self, session_key: str, body: dict[str, Any], reply: bool = True,
-                      timeout: float = 10.0, correlation_id: str | None = None) -> dict[str, Any] | None:
+    async def command(
+        self,
+        session_key: str,
+        body: dict[str, Any],
+        reply: bool = True,
+        timeout: float = 10.0,
+        correlation_id: str | None = None,
+    ) -> dict[str, Any] | None:
         assert self.channel is not None and self._reply_queue is not None
         cid = correlation_id or uuid.uuid4().hex
         exchange = await self.channel.get_exchange(f"{self.prefix}.commands", ensure=False)
         await exchange.publish(
-            aio_pika.Message(msgpack.packb(body, use_bin_type=True), content_type="application/msgpack",
-                             correlation_id=cid, reply_to=self._reply_queue.name if reply else None),
+            aio_pika.Message(
+                msgpack.packb(body, use_bin_type=True),
+                content_type="application/msgpack",
+                correlation_id=cid,
+                reply_to=self._reply_queue.name if reply else None,
+            ),
             routing_key=session_key,
         )
         if not reply:

@@ -1,0 +1,79 @@
+"""Run the real `rtvbp-bridge serve` as a subprocess, the way operators do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+@dataclass
+class BridgeProcess:
+    process: subprocess.Popen[bytes]
+    port: int
+    log_path: Path
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/"
+
+    def http(self, path: str) -> int:
+        return http_status(f"http://127.0.0.1:{self.port}{path}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+
+
+@contextmanager
+def bridge_process(env: Mapping[str, str], tmp_path: Path, ready: bool = True) -> Iterator[BridgeProcess]:
+    port = free_port()
+    log_path = tmp_path / f"bridge-{port}.log"
+    full_env = {**os.environ, "BRIDGE_HOST": "127.0.0.1", "BRIDGE_PORT": str(port), **env}
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bridge.cli", "serve"],
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    handle = BridgeProcess(process, port, log_path)
+    try:
+        deadline = time.monotonic() + 20
+        wanted = 200 if ready else 503
+        while handle.http("/readyz") != wanted:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"bridge did not come up (exit {process.poll()}):\n{handle.log()}")
+            time.sleep(0.1)
+        yield handle
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
