@@ -35,7 +35,7 @@ run: venv rabbitmq
 	BRIDGE_HOST=$(HOST) BRIDGE_PORT=$(PORT) $(BIN)/rtvbp-bridge serve
 
 # Helm is not in any registry this project reaches as a Debian/PyPI package; the AWS CDK kubectl
-# layer on npm bundles the real static binary (see docs/development.md).
+# layer on npm bundles the real static binary (scripts/fetch-helm.sh).
 $(HELM):
 	scripts/fetch-helm.sh $(TOOLS)
 

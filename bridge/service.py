@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 
 from bridge.auth import AuthConfig, Authenticator, JwtKey, Principal, load_jwt_keys
 from bridge.broker.client import BrokerClient
@@ -18,6 +19,15 @@ from bridge.server.call import Call, CommandError
 from bridge.telemetry import Telemetry, install_providers, prometheus_text
 
 log = logging.getLogger("bridge.service")
+
+KEY_RELOAD_INTERVAL_S = 30.0
+
+
+def _fingerprint(keys_dir: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in keys_dir.glob("*.pem")))
+    except OSError:
+        return ()
 
 
 def build_authenticator(settings: Settings) -> Authenticator:
@@ -68,6 +78,7 @@ class Service:
         self.telemetry.totals.broker_reconnects = lambda: self.broker.reconnects
         self._stop = asyncio.Event()
         self._signals = 0
+        self._key_watch: asyncio.Task[None] | None = None
 
     def _new_link(self, principal: Principal) -> SessionLink:
         return SessionLink(self.broker, self.ownership, self.link_settings, self.telemetry)
@@ -75,6 +86,8 @@ class Service:
     async def start(self) -> None:
         await self.broker.start()
         await self.server.start()
+        if self.settings.auth_mode == "jwt" and self.settings.jwt_keys_dir is not None:
+            self._key_watch = asyncio.create_task(self._watch_jwt_keys(self.settings.jwt_keys_dir))
         await self.broker.wait_connected(timeout=5)
         log.info(
             "rtvbp-bridge listening on ws://%s:%d%s (auth %s, broker %s)",
@@ -101,12 +114,29 @@ class Service:
             for call in list(self.server.calls):
                 self._end_call(call)
 
+    async def _watch_jwt_keys(self, keys_dir: Path) -> None:
+        """Pick up rotated `<kid>.pem` files (a mounted Secret is updated in place) without a restart."""
+        seen = _fingerprint(keys_dir)
+        while True:
+            await asyncio.sleep(KEY_RELOAD_INTERVAL_S)
+            current = _fingerprint(keys_dir)
+            if current == seen:
+                continue
+            try:
+                self.server.authenticator = build_authenticator(self.settings)
+                seen = current
+                log.info("reloaded JWT public keys from %s", keys_dir)
+            except ValueError as exc:
+                log.error("JWT key reload failed, keeping the previous keys: %s", exc)
+
     async def run_until_stopped(self) -> None:
         await self._stop.wait()
         await self.shutdown()
 
     async def shutdown(self) -> None:
         timeout = 0.0 if self._signals > 1 else self.settings.drain_timeout_s
+        if self._key_watch is not None:
+            self._key_watch.cancel()
         await self.server.drain(timeout, self._end_call)
         await self.server.close()
         await self.broker.close()

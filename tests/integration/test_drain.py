@@ -15,7 +15,9 @@ from tests.support.amqp import Agent
 from tests.support.process import bridge_process
 
 
-async def test_sigterm_drains_live_calls_then_moves_the_rest(agent: Agent, prefix: str, tmp_path: Path) -> None:
+async def test_sigterm_drains_live_calls_then_moves_the_rest(
+    agent: Agent, prefix: str, tmp_path: Path
+) -> None:
     env = {"BRIDGE_EXCHANGE_PREFIX": prefix, "BRIDGE_DRAIN_TIMEOUT_S": "2", "BRIDGE_DRAIN_ACTION": "move"}
     with bridge_process(env, tmp_path) as bridge:
         finishing = VoicePeer(bridge.ws_url, session_id="drain-a")

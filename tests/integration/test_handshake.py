@@ -177,3 +177,25 @@ def test_auth_none_refuses_a_public_address() -> None:
     with pytest.raises(SettingsError, match="BRIDGE_AUTH_ALLOW_INSECURE"):
         load_settings(host="0.0.0.0", auth_mode="none")
     assert load_settings(host="0.0.0.0", auth_mode="none", auth_allow_insecure=True).host == "0.0.0.0"
+
+
+async def test_rotated_keys_in_the_keys_dir_are_picked_up_without_restart(
+    bridge_factory: BridgeFactory, tmp_path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    import bridge.service
+
+    monkeypatch.setattr(bridge.service, "KEY_RELOAD_INTERVAL_S", 0.1)
+    new_private, new_public = generate_rsa_keypair()
+    (tmp_path / "jwt-rsa-2048-v1.pem").write_text(PUBLIC)
+    service = await bridge_factory(auth_mode="jwt", jwt_keys_dir=str(tmp_path), jwt_accounts=ACCOUNT)
+    url = ws_url(service)
+    assert await status_of(url, additional_headers=bearer(mint(PRIVATE, kid="jwt-rsa-2048-v1"))) == 101
+    rotated = mint(new_private, kid="jwt-rsa-2048-v2")
+    assert await status_of(url, additional_headers=bearer(rotated)) == 401
+    (tmp_path / "jwt-rsa-2048-v2.pem").write_text(new_public)
+    await asyncio.sleep(0.5)
+    assert await status_of(url, additional_headers=bearer(rotated)) == 101
+    assert await status_of(url, additional_headers=bearer(mint(PRIVATE, kid="jwt-rsa-2048-v1"))) == 101
+    (tmp_path / "broken.pem").write_text("not a key")  # a bad file never locks everyone out
+    await asyncio.sleep(0.5)
+    assert await status_of(url, additional_headers=bearer(rotated)) == 101
