@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 
 export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv run test check lint typecheck unit helm-tool rabbitmq demo bench bench-full clean
+.PHONY: help venv run test check lint typecheck unit helm-tool node-agent rabbitmq demo bench bench-full clean
 
 help:
 	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
@@ -41,6 +41,16 @@ $(HELM):
 
 helm-tool: $(HELM)
 
+# The Node.js consumer example (and its test) needs its npm packages, pinned by the lockfile.
+NODE_AGENT := examples/node-agent
+NODE_STAMP := $(NODE_AGENT)/node_modules/.installed
+
+$(NODE_STAMP): $(NODE_AGENT)/package.json $(NODE_AGENT)/package-lock.json
+	npm ci --prefix $(NODE_AGENT) --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+node-agent: $(NODE_STAMP)
+
 lint: venv
 	$(BIN)/ruff check bridge tests bench examples
 	$(BIN)/ruff format --check bridge
@@ -53,7 +63,7 @@ check: lint typecheck
 unit: venv
 	$(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
-test: check rabbitmq $(HELM)
+test: check rabbitmq $(HELM) $(NODE_STAMP)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv rabbitmq
@@ -66,4 +76,4 @@ bench-full: venv rabbitmq
 	$(BIN)/python -m bench.run --full
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache $(NODE_AGENT)/node_modules
