@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustConnection, ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractRobustChannel, AbstractRobustConnection, ExchangeType
 
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher
@@ -67,7 +67,7 @@ class BrokerClient:
                 with contextlib.suppress(Exception):
                     await conn.close()
 
-    async def session_channel(self) -> AbstractChannel:
+    async def session_channel(self) -> AbstractRobustChannel:
         """A channel on the consuming connection for one session's command queue."""
         if self.consume_conn is None or self.consume_conn.is_closed:
             raise ConnectionError("broker unavailable")

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
@@ -26,11 +27,16 @@ from bridge.broker.client import BrokerClient
 from bridge.broker.messages import BadCommand, Command
 from bridge.broker.names import session_key
 from bridge.broker.publisher import Outgoing
-from bridge.protocol.session import InitializeRequested, VoiceEvent
+from bridge.protocol.session import CLOSE_INTERNAL, InitializeRequested, VoiceEvent
 from bridge.server.call import Call, CallRefused, CallSummary, CommandError
 from bridge.telemetry import Telemetry, messaging_attributes
 
 log = logging.getLogger("bridge.link")
+
+# After a broker blip another replica may hold our session's queue; our own dead connection can too,
+# until the broker reaps it. Keep trying this long before ending the call as "ownership lost".
+RECLAIM_GRACE_S = 3.0
+RECLAIM_RETRY_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +76,7 @@ class SessionLink:
         self.ownership = ownership
         self.settings = settings
         self.telemetry = telemetry or Telemetry()
-        self._session_trace: dict[str, str] = {}  # the call span's context, on every audio message
+        self._audio_headers: dict[str, Any] = {}  # session id + the call span's context, on every chunk
         self.call: Call | None = None
         self.session_id = ""
         self.key = ""
@@ -79,7 +85,7 @@ class SessionLink:
         self._fmt: AudioFormat | None = None
         self._chunker: Chunker | None = None
         self._out_chunker: Chunker | None = None
-        self._channel: AbstractChannel | None = None
+        self._channel: AbstractRobustChannel | None = None
         self._queue: AbstractQueue | None = None
         self._owned = False
         self._started = False
@@ -91,13 +97,14 @@ class SessionLink:
         self.commands_received = 0
         self.commands_rejected = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._reclaim: asyncio.Task[None] | None = None
 
     # ---- CallApp: upstream ----------------------------------------------------------------------------
 
     async def start(self, call: Call, init: InitializeRequested) -> None:
         self.call = call
-        self._session_trace = self.telemetry.inject_headers(call.span)
         self.session_id = init.params.call.session_id
+        self._audio_headers = self._headers(call.span)
         self.key = session_key(self.session_id)
         if not self.broker.ready():
             raise CallRefused(503, "broker unavailable: cannot bridge this call")
@@ -133,7 +140,14 @@ class SessionLink:
         try:
             await asyncio.wait_for(asyncio.shield(confirmed), self.settings.publish_timeout_s)
         except (TimeoutError, Exception) as exc:
-            confirmed.cancel()  # withdraws it if still queued: nobody will hear of a refused call
+            # It cannot be withdrawn once on the wire (a blocked broker takes it later), so consumers
+            # would see a call start that never ends: close it for them, in order, right behind it.
+            self._publish_event(
+                "session.ended",
+                self._refused_data(
+                    f"call refused: broker did not confirm session.started ({type(exc).__name__})"
+                ),
+            )
             await self._release()
             raise CallRefused(503, f"broker did not confirm session.started: {type(exc).__name__}") from None
         self._started = True
@@ -171,6 +185,13 @@ class SessionLink:
         finally:
             await self._release()
 
+    def _refused_data(self, detail: str) -> dict[str, Any]:
+        assert self.call is not None
+        duration_ms = int((time.monotonic() - self.call.started_at) * 1000)
+        return self._ended_data(
+            CallSummary("error", detail, duration_ms, self.call.stats, self.call.session.counters)
+        )
+
     def _ended_data(self, summary: CallSummary) -> dict[str, Any]:
         s, p = summary.stats, summary.protocol
         return {
@@ -205,15 +226,15 @@ class SessionLink:
         exchange, routing_key = self.broker.topology.events, f"{self.key}.{event_type}"
         span = self._producer_span(exchange, routing_key, self.call.span if self.call else None)
         span.set_attribute("rtvbp.event", event_type)
-        msg = messages.message(
-            body,
-            body_type=event_type,
-            session_id=self.session_id,
-            headers=self.telemetry.inject_headers(span),
-        )
+        props = messages.properties(body_type=event_type, headers=self._headers(span))
         done: asyncio.Future[None] | None = asyncio.get_running_loop().create_future() if confirm else None
-        self.broker.control.submit(Outgoing(exchange, routing_key, msg, done, on_sent=lambda _: span.end()))
+        self.broker.control.submit(
+            Outgoing(exchange, routing_key, messages.pack(body), props, done, on_sent=lambda _: span.end())
+        )
         return done
+
+    def _headers(self, span: Span | None) -> dict[str, Any]:
+        return {"session_id": self.session_id, **self.telemetry.inject_headers(span)}
 
     def _producer_span(self, exchange: str, routing_key: str, parent: Span | None) -> Span:
         # Named after the exchange (low cardinality); the session-bearing key is only an attribute.
@@ -238,10 +259,8 @@ class SessionLink:
         if self._gap and direction == "in":
             self._report_gap()
         self._backlog_bytes += len(audio)
-        body = messages.audio_body(self.session_id, direction, seq, ts_ms, self.codec, audio)
-        msg = messages.message(
-            body, body_type="audio", session_id=self.session_id, headers=self._session_trace
-        )
+        body = messages.pack(messages.audio_body(self.session_id, direction, seq, ts_ms, self.codec, audio))
+        props = messages.properties(body_type="audio", headers=self._audio_headers)
         size = len(audio)
         latency = self.telemetry.chunk_publish_latency
 
@@ -250,7 +269,7 @@ class SessionLink:
             latency.record(seconds)
 
         self.broker.audio.submit(
-            Outgoing(self.broker.topology.audio, f"{self.key}.{direction}", msg, on_sent=sent)
+            Outgoing(self.broker.topology.audio, f"{self.key}.{direction}", body, props, on_sent=sent)
         )
 
     def _report_gap(self) -> None:
@@ -276,14 +295,12 @@ class SessionLink:
         if not incoming.reply_to:
             return
         span = self._producer_span("", incoming.reply_to, parent)
-        msg = messages.message(
-            body,
-            body_type="reply",
-            session_id=self.session_id,
-            correlation_id=incoming.correlation_id,
-            headers=self.telemetry.inject_headers(span),
+        props = messages.properties(
+            body_type="reply", headers=self._headers(span), correlation_id=incoming.correlation_id
         )
-        self.broker.control.submit(Outgoing("", incoming.reply_to, msg, on_sent=lambda _: span.end()))
+        self.broker.control.submit(
+            Outgoing("", incoming.reply_to, messages.pack(body), props, on_sent=lambda _: span.end())
+        )
 
     # ---- downstream -----------------------------------------------------------------------------------
 
@@ -295,11 +312,7 @@ class SessionLink:
             raise CallRefused(503, "broker unavailable: cannot bridge this call") from None
         self._channel = channel
         try:
-            queue = await channel.declare_queue(
-                self.broker.topology.session_queue(self.key), exclusive=True, auto_delete=True
-            )
-            await queue.bind(self.broker.topology.commands, routing_key=self.key)
-            await queue.consume(self._on_command, no_ack=True, exclusive=True)
+            await self._consume_commands(channel)
         except aiormq.exceptions.ChannelLockedResource:
             await self._release()
             raise CallRefused(409, f"session {self.session_id} is already active on another bridge") from None
@@ -308,9 +321,66 @@ class SessionLink:
             raise CallRefused(
                 503, f"cannot claim the session's command queue: {type(exc).__name__}"
             ) from None
+        channel.reopen_callbacks.add(self._on_channel_reopened)
+
+    async def _consume_commands(self, channel: AbstractRobustChannel) -> None:
+        """Declare, bind and consume the exclusive command queue (the session's ownership lock).
+
+        Not robust in aio-pika's sense: its automatic restore of a queue another replica took meanwhile
+        fails the whole consuming connection (every call loses its commands, forever). The link re-claims
+        its queue itself after a reconnect or a broker-side cancel, and ends only its own call if it lost.
+        """
+        queue = await channel.declare_queue(
+            self.broker.topology.session_queue(self.key), exclusive=True, auto_delete=True, robust=False
+        )
+        await queue.bind(self.broker.topology.commands, routing_key=self.key, robust=False)
+        await queue.consume(self._on_command, no_ack=True, exclusive=True, robust=False)
+        underlay = await channel.get_underlay_channel()
+        underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)  # e.g. the queue was deleted
         self._queue = queue
 
+    def _on_channel_reopened(self, *_: object) -> None:
+        self._start_reclaim("the broker connection was restored")
+
+    def _on_consumer_cancelled(self, *_: object) -> None:
+        self._start_reclaim("the broker cancelled the command consumer")
+
+    def _start_reclaim(self, why: str) -> None:
+        if self._channel is None or (self._reclaim is not None and not self._reclaim.done()):
+            return
+        log.warning("re-claiming the command queue: %s", why)
+        self._reclaim = asyncio.create_task(self._reclaim_commands())
+
+    async def _reclaim_commands(self) -> None:
+        """Take the command queue back; if another bridge holds it beyond a grace, end this call."""
+        deadline = asyncio.get_running_loop().time() + RECLAIM_GRACE_S
+        while (channel := self._channel) is not None:
+            try:
+                await self._consume_commands(channel)
+                log.info("command queue re-claimed")
+                return
+            except aiormq.exceptions.ChannelLockedResource:
+                # Possibly our own dead connection not yet reaped by the broker: retry within the grace.
+                if asyncio.get_running_loop().time() >= deadline:
+                    break
+            except Exception as exc:  # broker still away: the robust connection will reopen the channel
+                log.warning("command queue not re-claimed yet (%s)", type(exc).__name__)
+                return
+            await asyncio.sleep(RECLAIM_RETRY_S)
+        if self._channel is None or self.call is None:
+            return
+        self._channel.reopen_callbacks.discard(self._on_channel_reopened)
+        log.error("session %s is now owned by another bridge: ending this call", self.session_id)
+        self.call.end(
+            CLOSE_INTERNAL,
+            "session ownership lost",
+            "error",
+            "ownership lost: another bridge claimed the session's command queue during a broker outage",
+        )
+
     async def _release(self) -> None:
+        if self._reclaim is not None:
+            self._reclaim.cancel()
         if self._channel is not None:
             channel, self._channel = self._channel, None
             with contextlib.suppress(Exception):

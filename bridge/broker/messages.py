@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
-from aio_pika import DeliveryMode, Message
+from aiormq import spec
 
 CONTENT_TYPE = "application/msgpack"
 APP_ID = "rtvbp-bridge"
@@ -21,26 +22,22 @@ def pack(body: Mapping[str, Any]) -> bytes:
     return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
 
 
-def message(
-    body: Mapping[str, Any],
-    *,
-    body_type: str,
-    session_id: str,
-    headers: Mapping[str, str] | None = None,
-    correlation_id: str | None = None,
-) -> Message:
-    all_headers: dict[str, Any] = {"session_id": session_id}
-    if headers:
-        all_headers.update(headers)
-    return Message(
-        pack(body),
+def properties(
+    *, body_type: str, headers: Mapping[str, Any], correlation_id: str | None = None
+) -> spec.Basic.Properties:
+    """AMQP properties of every message the bridge publishes (transient: live audio is worthless later).
+
+    `headers` holds `session_id` and the trace context; callers build it once per session, which keeps
+    the per-chunk cost to a random id and a clock read.
+    """
+    return spec.Basic.Properties(
         content_type=CONTENT_TYPE,
-        type=body_type,
-        message_id=uuid.uuid4().hex,
-        timestamp=time.time(),
+        message_type=body_type,
+        message_id=os.urandom(16).hex(),
+        timestamp=datetime.fromtimestamp(int(time.time()), tz=UTC),
         app_id=APP_ID,
-        delivery_mode=DeliveryMode.NOT_PERSISTENT,
-        headers=all_headers,
+        delivery_mode=1,
+        headers=dict(headers),
         correlation_id=correlation_id,
     )
 

@@ -1,10 +1,14 @@
 """Ordered, confirmed publishing that survives broker blips.
 
-Messages go out in the order they were submitted, up to `window` unconfirmed at a time (confirms are
-pipelined, not awaited one by one). When the connection drops, the unconfirmed tail is kept and
-published again, in order, once the robust connection is back; so a restart loses nothing that was
-still held here, at the price of possible duplicates (consumers dedupe by `seq`). What is held is
-bounded by the caller (per-session audio backlog) — this class never drops on its own.
+Messages go out in the order they were submitted with up to `window` unconfirmed at a time: confirms
+are pipelined continuously, never awaited one by one or batch by batch. When the connection drops, the
+unconfirmed tail is kept and published again, in order, once the robust connection is back; so a
+restart loses nothing that was still held here, at the price of possible duplicates (consumers dedupe
+by `seq`). What is held is bounded by the caller (per-session audio backlog) — this class never drops.
+
+It talks to aiormq directly: aio-pika's `Exchange.publish` builds a Message object per publish, asks for
+`mandatory` (so unrouted audio would be returned to us in full) and waits for each frame to be written
+before the next may go; none of that is wanted on this path.
 """
 
 from __future__ import annotations
@@ -16,20 +20,25 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange
+import aiormq
+from aio_pika.abc import AbstractChannel
+from aiormq import spec
 
 log = logging.getLogger("bridge.broker.publisher")
 
 RETRY_PAUSE_S = 0.25
+PUBLISH_TIMEOUT_S = 10.0
+DEAD_CHANNEL_S = 3.0
 
 
 @dataclass(slots=True)
 class Outgoing:
     exchange: str  # exchange name ("" = default exchange, used for replies)
     routing_key: str
-    message: aio_pika.Message
+    body: bytes
+    properties: spec.Basic.Properties
     done: asyncio.Future[None] | None = None  # resolved on confirm (for callers that must know)
     on_sent: Callable[[float], None] | None = None  # called with confirm latency (s) after the confirm
     submitted: float = field(default_factory=time.monotonic)
@@ -43,16 +52,16 @@ class ConfirmingPublisher:
         self._channel_factory = channel_factory
         self._window = window
         self._queue: deque[Outgoing] = deque()
+        self._inflight: deque[tuple[Outgoing, asyncio.Future[Any]]] = deque()
         self._wake = asyncio.Event()
         self._channel: AbstractChannel | None = None
-        self._exchanges: dict[str, AbstractExchange] = {}
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
+        self._closed_since = 0.0
         self.published = 0
         self.retried = 0
         self.failures = 0
-        self.blocked = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"publisher-{self.name}")
@@ -72,75 +81,99 @@ class ConfirmingPublisher:
 
     @property
     def backlog(self) -> int:
-        return len(self._queue)
+        return len(self._queue) + len(self._inflight)
 
     async def flushed(self) -> None:
         await self._idle.wait()
 
-    async def _ensure_channel(self) -> AbstractChannel:
-        if self._channel is None or self._channel.is_closed:
+    async def _underlay(self) -> aiormq.abc.AbstractChannel:
+        if self._channel is None:
             self._channel = await self._channel_factory()
-            self._exchanges.clear()
-        return self._channel
+        return await self._channel.get_underlay_channel()
 
-    async def _exchange(self, channel: AbstractChannel, name: str) -> AbstractExchange:
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            exchange = (
-                channel.default_exchange if name == "" else await channel.get_exchange(name, ensure=False)
-            )
-            self._exchanges[name] = exchange
-        return exchange
+    def _on_settled(self, _: asyncio.Future[Any]) -> None:
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
-            if not self._queue:
+            self._wake.clear()
+            if self._queue and len(self._inflight) < self._window:
+                try:
+                    channel = await self._underlay()
+                except Exception as exc:  # no channel: the broker is away; keep everything, try again
+                    await self._recover(exc)
+                    continue
+                self._start_publishes(channel)
+            if not self._reap():
+                await self._recover_inflight()
+                continue
+            if not self._queue and not self._inflight:
                 self._idle.set()
-                self._wake.clear()
+            if not self._wake.is_set():
                 await self._wake.wait()
-                continue
-            batch = [self._queue.popleft() for _ in range(min(self._window, len(self._queue)))]
-            # A caller that stopped waiting (e.g. a refused call's session.started) withdrew its message.
-            batch = [item for item in batch if item.done is None or not item.done.cancelled()]
-            if not batch:
-                continue
-            try:
-                channel = await self._ensure_channel()
-                exchanges = [await self._exchange(channel, item.exchange) for item in batch]
-                # Tasks start in creation order and aiormq serialises frames under a FIFO lock: order holds.
-                sends = [
-                    asyncio.ensure_future(ex.publish(item.message, item.routing_key, timeout=10))
-                    for ex, item in zip(exchanges, batch, strict=True)
-                ]
-                results = await asyncio.gather(*sends, return_exceptions=True)
-            except Exception as exc:  # channel could not be had: broker away
-                results = [exc] * len(batch)
-            now = time.monotonic()
-            failed_from = None
-            for index, (item, result) in enumerate(zip(batch, results, strict=True)):
-                if isinstance(result, BaseException):
-                    failed_from = index
-                    break
-                self.published += 1
-                if item.on_sent is not None:
-                    item.on_sent(now - item.submitted)
-                if item.done is not None and not item.done.done():
-                    item.done.set_result(None)
-            if failed_from is not None:
-                # Keep order: put the failed item and everything after it back at the front.
-                error = results[failed_from]
-                retry = batch[failed_from:]
-                self._queue.extendleft(reversed(retry))
-                self.retried += len(retry)
-                self.failures += 1
-                log.warning(
-                    "%s: publish failed (%s); %d held for retry",
-                    self.name,
-                    _describe(error),
-                    len(self._queue),
+
+    def _start_publishes(self, channel: aiormq.abc.AbstractChannel) -> None:
+        # Each publish is its own task only so its confirm can be awaited; aiormq frames them in call order.
+        basic_publish: Any = channel.basic_publish  # `wait` is on the concrete aiormq channel only
+        while self._queue and len(self._inflight) < self._window:
+            item = self._queue.popleft()
+            if item.done is not None and item.done.cancelled():
+                continue  # the caller withdrew it (e.g. a refused call's session.started)
+            publish: asyncio.Future[Any] = asyncio.ensure_future(
+                basic_publish(
+                    item.body,
+                    exchange=item.exchange,
+                    routing_key=item.routing_key,
+                    properties=item.properties,
+                    mandatory=False,
+                    wait=False,
+                    timeout=PUBLISH_TIMEOUT_S,
                 )
-                self._channel = None
-                await asyncio.sleep(RETRY_PAUSE_S)
+            )
+            publish.add_done_callback(self._on_settled)
+            self._inflight.append((item, publish))
+
+    def _reap(self) -> bool:
+        """Settle confirmed publishes in submission order; False when the oldest one failed."""
+        now = time.monotonic()
+        while self._inflight and self._inflight[0][1].done():
+            item, publish = self._inflight[0]
+            if publish.cancelled() or publish.exception() is not None:
+                return False
+            self._inflight.popleft()
+            self.published += 1
+            if item.on_sent is not None:
+                item.on_sent(now - item.submitted)
+            if item.done is not None and not item.done.done():
+                item.done.set_result(None)
+        return True
+
+    async def _recover_inflight(self) -> None:
+        """The oldest unconfirmed publish failed: everything from it on goes back, in order."""
+        publishes = [p for _, p in self._inflight]
+        await asyncio.gather(*publishes, return_exceptions=True)
+        first = publishes[0]
+        error: object = "cancelled" if first.cancelled() else first.exception()
+        retry = [item for item, _ in self._inflight]
+        self._inflight.clear()
+        self._queue.extendleft(reversed(retry))
+        self.retried += len(retry)
+        await self._recover(error)
+
+    async def _recover(self, error: object) -> None:
+        self.failures += 1
+        channel = self._channel
+        if channel is not None and channel.is_closed:
+            # A robust channel reopens with its connection; one closed on its own for long is dead.
+            self._closed_since = self._closed_since or time.monotonic()
+            if time.monotonic() - self._closed_since > DEAD_CHANNEL_S:
+                self._channel, self._closed_since = None, 0.0
+        else:
+            self._closed_since = 0.0
+        log.warning(
+            "%s: publish failed (%s); %d held for retry", self.name, _describe(error), len(self._queue)
+        )
+        await asyncio.sleep(RETRY_PAUSE_S)
 
     def fail_waiters(self, reason: Exception) -> None:
         """Give callers waiting on a confirm an answer (used when the service gives up)."""

@@ -82,6 +82,9 @@ Violation = Literal[
 ]
 
 
+_AUDIO_STATES = frozenset({State.INITIALIZED, State.READY, State.CLOSING})
+
+
 class SessionStateError(Exception):
     """The application asked for something the session cannot do in its current state."""
 
@@ -243,6 +246,14 @@ class ApplicationSession:
         if isinstance(frame, Request):
             return self._on_request(frame, now, received_ms if received_ms is not None else self.wall_ms())
         return self._on_response(frame)
+
+    @property
+    def audio_open(self) -> bool:
+        """Whether caller audio is accepted now; `receive_binary` would return exactly [AudioIn(data)].
+
+        Lets the I/O layer skip building actions for the one message type that arrives 50 times a second.
+        """
+        return self.codec is not None and self.state in _AUDIO_STATES
 
     def receive_binary(self, data: bytes) -> list[Action]:
         """Caller audio. Before our initialize answer no codec is bound: such frames are dropped, counted."""

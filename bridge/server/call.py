@@ -163,11 +163,16 @@ class Call:
         return self._summary
 
     async def _read(self) -> None:
+        session, stats, audio_in = self.session, self.stats, self.app.audio_in
         async for message in self.ws:
             if isinstance(message, str):
-                self._apply(self.session.receive_text(message, time.monotonic(), wall_ms()))
+                self._apply(session.receive_text(message, time.monotonic(), wall_ms()))
+            elif message and session.audio_open:  # the hot path: caller audio, no action objects
+                stats.frames_in += 1
+                stats.bytes_in += len(message)
+                audio_in(message)
             else:
-                self._apply(self.session.receive_binary(message))
+                self._apply(session.receive_binary(message))
 
     # ---- downstream API (used by the broker link) -----------------------------------------------------
 
