@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -131,8 +132,7 @@ async def main() -> None:
         "errors": [c.error for c in calls if c.error],
         "calls": [{"sends": c.sends, "echo": c.echo, "prompt": c.prompt} for c in calls],
     }
-    with open(args.out, "w") as f:
-        json.dump(report, f)
+    Path(args.out).write_text(json.dumps(report))  # once, after the run: blocking is harmless here
 
 
 if __name__ == "__main__":

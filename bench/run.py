@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import platform
@@ -101,7 +102,7 @@ def wait_ready(port: int, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as r:
                 if r.status == 200:
                     return
         except OSError:
@@ -114,7 +115,7 @@ def start_server(mode: str, port: int, prefix: str, chunk_ms: int, workers: int)
     py = sys.executable
     if mode == "floor":
         cmd = [py, "-m", "bench.floor", "--port", str(port), "--prefix", prefix, "--chunk-ms", str(chunk_ms)]
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)  # noqa: S603
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         wait_line(proc, "ready", 20)
         return proc
     env = {
@@ -133,7 +134,7 @@ def start_server(mode: str, port: int, prefix: str, chunk_ms: int, workers: int)
         [py, "-m", "bridge.cli", "serve"],
         cwd=ROOT,
         env=env,
-        stdout=log,  # noqa: S603
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
@@ -150,7 +151,7 @@ def run_point(
     server = start_server(mode, port, prefix, chunk_ms, workers)
     agent_out, gen_out = workdir / f"{prefix}-agent.json", workdir / f"{prefix}-gen.json"
     agent = subprocess.Popen(
-        [sys.executable, "-m", "bench.agent", "--prefix", prefix, "--out", str(agent_out)],  # noqa: S603
+        [sys.executable, "-m", "bench.agent", "--prefix", prefix, "--out", str(agent_out)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -159,7 +160,7 @@ def run_point(
         wait_line(agent, "ready", 20)
         time.sleep(0.5)
         idle = proc_sample(server.pid)
-        gen = subprocess.Popen(  # noqa: S603
+        gen = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -244,7 +245,7 @@ def analyse(point: Point, gen: dict[str, Any], agent: dict[str, Any]) -> None:
             continue  # barge-in probes clear echo audio on purpose
         seqs = [seq for seq, _ in c["echo"] if not seq & PROMPT_FLAG]
         point.dup_down += len(seqs) - len(set(seqs))
-        point.reordered_down += sum(1 for a, b in zip(seqs, seqs[1:], strict=False) if b < a)
+        point.reordered_down += sum(1 for a, b in itertools.pairwise(seqs) if b < a)
         point.lost_down += len(c["sends"]) - len(set(seqs))
 
 
@@ -258,7 +259,7 @@ async def _cleanup(prefix: str) -> None:
             await channel.exchange_delete(f"{prefix}.{name}")
             if name == "unroutable":
                 await channel.queue_delete(f"{prefix}.unroutable")
-        except Exception:  # noqa: S110 (the floor declares fewer exchanges)
+        except Exception:
             pass
     await conn.close()
 
@@ -273,7 +274,7 @@ def versions() -> dict[str, str]:
         except md.PackageNotFoundError:
             info[pkg] = "-"
     try:
-        out = subprocess.run(["rabbitmqctl", "-q", "version"], capture_output=True, text=True, timeout=20)  # noqa: S607
+        out = subprocess.run(["rabbitmqctl", "-q", "version"], capture_output=True, text=True, timeout=20)
         info["rabbitmq"] = out.stdout.strip() or "?"
     except (OSError, subprocess.TimeoutExpired):
         info["rabbitmq"] = "?"
@@ -296,8 +297,9 @@ def machine() -> str:
 def table(points: list[Point]) -> str:
     floors = {(p.calls, p.chunk_ms): p for p in points if p.mode == "floor"}
     rows = [
-        "| N | chunk | floor ms/call-s | bridge ms/call-s | **ratio** | bridge KiB/call | upstream p50/p99/max ms "
-        "| downstream p50/p99 ms | barge-in p50/p99 ms | loss/dup/reorder | gen lag p99 ms | agent / broker ms/call-s |",
+        "| N | chunk | floor ms/call-s | bridge ms/call-s | **ratio** | bridge KiB/call "
+        "| upstream p50/p99/max ms | downstream p50/p99 ms | barge-in p50/p99 ms | loss/dup/reorder "
+        "| gen lag p99 ms | agent / broker ms/call-s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
@@ -311,7 +313,8 @@ def table(points: list[Point]) -> str:
             loss += f" ({len(p.errors)} errors)"
         rows.append(
             f"| {p.calls} | {p.chunk_ms} ms | {f.cpu_ms_per_call_s if f else '-'} | {p.cpu_ms_per_call_s} | "
-            f"**{ratio:.2f}** | {p.rss_kib_per_call} | {u['p50']}/{u['p99']}/{u['max']} | {d['p50']}/{d['p99']} | "
+            f"**{ratio:.2f}** | {p.rss_kib_per_call} | {u['p50']}/{u['p99']}/{u['max']} | "
+            f"{d['p50']}/{d['p99']} | "
             f"{b['p50']}/{b['p99']} | {loss} | {p.gen_lag_ms.get('p99')} | {p.agent_ms_per_call_s} / "
             f"{p.broker_ms_per_call_s} |"
         )
