@@ -132,7 +132,7 @@ async def main() -> None:
         "errors": [c.error for c in calls if c.error],
         "calls": [{"sends": c.sends, "echo": c.echo, "prompt": c.prompt} for c in calls],
     }
-    Path(args.out).write_text(json.dumps(report))  # once, after the run: blocking is harmless here
+    await asyncio.to_thread(Path(args.out).write_text, json.dumps(report))
 
 
 if __name__ == "__main__":
