@@ -1,4 +1,4 @@
-"""`rtvbp-bridge` command line: serve (and the user tools)."""
+"""`rtvbp-bridge` command line: serve, and the user tools simulate and tap."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from collections.abc import Sequence
 
 from bridge import __version__
 from bridge.config import SettingsError, describe_settings, load_settings
+from bridge.telemetry import LogContext
 
-SERVE_EPILOG = "Configuration comes from environment variables:\n\n{settings}\n\n" \
+SERVE_EPILOG = (
+    "Configuration comes from environment variables:\n\n{settings}\n\n"
     "OpenTelemetry is configured with the standard OTEL_* variables."
+)
 
 
 class JsonFormatter(logging.Formatter):
@@ -40,7 +43,10 @@ def setup_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(session_id)s] %(message)s")
+        )
+    handler.addFilter(LogContext())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -57,6 +63,10 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"rtvbp-bridge: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_format)
+    if settings.workers > 1:
+        from bridge.workers import run_workers
+
+        return run_workers(settings)
     from bridge.service import serve
 
     try:
@@ -70,7 +80,9 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rtvbp-bridge", description="RTVBP application-role bridge to RabbitMQ")
+    parser = argparse.ArgumentParser(
+        prog="rtvbp-bridge", description="RTVBP application-role bridge to RabbitMQ"
+    )
     parser.add_argument("--version", action="version", version=f"rtvbp-bridge {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser(
@@ -80,7 +92,30 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=SERVE_EPILOG.format(settings=describe_settings()),
     )
     serve.set_defaults(func=_serve)
+    _add_tools(sub)
     return parser
+
+
+def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The user tools: a telephony simulator / load generator and a bus tap."""
+    from bridge.tools import simulate, tap
+
+    sim = sub.add_parser(
+        "simulate",
+        help="call a bridge like telephony does (WAV or tone, DTMF, hang-up); --calls N for load",
+        description=simulate.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    simulate.add_arguments(sim)
+    sim.set_defaults(func=simulate.run)
+    watch = sub.add_parser(
+        "tap",
+        help="watch calls on the bus: print events, write caller/played audio to WAV files",
+        description=tap.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    tap.add_arguments(watch)
+    watch.set_defaults(func=tap.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -157,6 +157,8 @@ class Settings(BaseSettings):
                 raise ValueError("auth_mode=jwt needs BRIDGE_JWT_PUBLIC_KEYS or BRIDGE_JWT_KEYS_DIR")
             if not self.jwt_accounts:
                 raise ValueError("auth_mode=jwt needs BRIDGE_JWT_ACCOUNTS (the aud allow-list)")
+        if self.workers > 1 and self.port == 0:
+            raise ValueError("BRIDGE_WORKERS > 1 needs a fixed BRIDGE_PORT (the workers share it)")
         if self.ws_ping_timeout_s < self.ws_ping_interval_s:
             raise ValueError("ws_ping_timeout_s must be at least ws_ping_interval_s")
         return self

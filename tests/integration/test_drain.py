@@ -65,3 +65,28 @@ async def test_second_sigterm_ends_calls_without_waiting(prefix: str, tmp_path: 
         assert hangup.params == {"reason": "shutdown"}
         assert await asyncio.to_thread(bridge.process.wait, 15) == 0
         assert time.monotonic() - started < 10  # not the 60 s drain
+
+
+async def test_workers_share_the_port_and_drain_together(agent: Agent, prefix: str, tmp_path: Path) -> None:
+    env = {
+        "BRIDGE_EXCHANGE_PREFIX": prefix,
+        "BRIDGE_WORKERS": "2",
+        "BRIDGE_DRAIN_TIMEOUT_S": "1",
+        "BRIDGE_INSTANCE_ID": "multi",
+    }
+    with bridge_process(env, tmp_path) as bridge:
+        voices = [VoicePeer(bridge.ws_url, session_id=f"worker-{i}") for i in range(12)]
+        for voice in voices:
+            await voice.connect()
+            await voice.initialize()
+        for i in range(12):
+            await agent.wait_event("session.started", f"worker-{i}")
+        instances = {e.body["data"]["instance"] for e in agent.events if e.body["type"] == "session.started"}
+        assert instances == {"multi-w0", "multi-w1"}  # the kernel spread the calls over both workers
+        bridge.terminate()
+        for voice in voices:
+            assert await voice.wait_closed(10) == 1000  # moved back to the IVR at the end of the drain
+        assert await asyncio.to_thread(bridge.process.wait, 20) == 0
+    for i in range(12):
+        ended = await agent.wait_event("session.ended", f"worker-{i}")
+        assert ended.body["data"]["reason"] == "shutdown"

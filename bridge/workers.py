@@ -1,0 +1,60 @@
+"""`BRIDGE_WORKERS=N`: N independent bridge processes sharing one port (SO_REUSEPORT).
+
+The kernel spreads new connections across the workers, so one pod uses all of its cores. Each worker is
+a complete bridge (own broker connections, own instance id `<id>-w<k>`); nothing is shared, which is
+also why this is safe: the cluster-wide session lock is the broker's exclusive queue. The parent only
+forwards signals (a SIGTERM drains every worker) and exits with the worst worker exit code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from types import FrameType
+
+from bridge.config import Settings
+
+log = logging.getLogger("bridge.workers")
+
+
+def _worker(settings: Settings, index: int) -> None:
+    from bridge.cli import setup_logging
+    from bridge.service import serve
+
+    setup_logging(settings.log_level, settings.log_format)
+    worker_settings = settings.model_copy(update={"instance_id": f"{settings.instance_id}-w{index}"})
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(worker_settings))
+
+
+def run_workers(settings: Settings) -> int:
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_worker, args=(settings, index), name=f"rtvbp-bridge-w{index}", daemon=False)
+        for index in range(settings.workers)
+    ]
+    for process in processes:
+        process.start()
+    log.info("started %d workers on port %d", len(processes), settings.port)
+
+    def forward(signum: int, _: FrameType | None) -> None:
+        for process in processes:
+            if process.is_alive() and process.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(process.pid, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for process in processes:
+        process.join()
+    codes = [process.exitcode or 0 for process in processes]
+    return max(codes, key=abs) if codes else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("run through `rtvbp-bridge serve` with BRIDGE_WORKERS")
