@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextvars
+import importlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -85,7 +86,7 @@ def install_providers(prometheus: bool) -> Callable[[], None]:
         provider = TracerProvider(resource=resource)
         exporter_name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
         exporter: SpanExporter = (
-            ConsoleSpanExporter() if exporter_name == "console" else _otlp_span_exporter()
+            ConsoleSpanExporter() if exporter_name == "console" else _otlp_exporter("traces")
         )
         provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
@@ -99,7 +100,7 @@ def install_providers(prometheus: bool) -> Callable[[], None]:
     if metrics_exporter_configured():
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
-        readers.append(PeriodicExportingMetricReader(_otlp_metric_exporter()))
+        readers.append(PeriodicExportingMetricReader(_otlp_exporter("metrics")))
     if readers:
         from opentelemetry.sdk.metrics import MeterProvider
 
@@ -117,30 +118,21 @@ def install_providers(prometheus: bool) -> Callable[[], None]:
     return shutdown
 
 
-def _otlp_span_exporter() -> Any:
+def _otlp_exporter(signal: str) -> Any:
+    """The OTLP exporter for `signal` ("traces" or "metrics") over the protocol the environment names.
+
+    The exporters read their endpoint, headers and timeouts from the standard variables themselves.
+    """
     protocol = os.environ.get(
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     )
-    if protocol.startswith("http"):
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
-
-        return HttpExporter()
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
-
-    return GrpcExporter()
-
-
-def _otlp_metric_exporter() -> Any:
-    protocol = os.environ.get(
-        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
-    )
-    if protocol.startswith("http"):
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpExporter
-
-        return HttpExporter()
-    from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcExporter
-
-    return GrpcExporter()
+    transport = "http" if protocol.startswith("http") else "grpc"
+    module_name, class_name = {
+        "traces": ("trace_exporter", "OTLPSpanExporter"),
+        "metrics": ("metric_exporter", "OTLPMetricExporter"),
+    }[signal]
+    module = importlib.import_module(f"opentelemetry.exporter.otlp.proto.{transport}.{module_name}")
+    return getattr(module, class_name)()
 
 
 def prometheus_text() -> bytes:
