@@ -204,7 +204,9 @@ class SessionLink:
                 "chunks_out": self._chunker.chunks_out if self._chunker else 0,
                 "frames_out": s.frames_out,
                 "bytes_out": s.bytes_out,
-                "dropped_in_bytes": self.dropped_in_bytes,
+                # Gaps plus a trailing partial sample (unplayable): bytes_in = delivered + dropped_in_bytes.
+                "dropped_in_bytes": self.dropped_in_bytes
+                + (self._chunker.bytes_discarded if self._chunker else 0),
                 "dropped_in_chunks": self.dropped_in_chunks,
                 "dropped_out_bytes": s.dropped_out_bytes,
                 "malformed_frames": p.malformed_frames,

@@ -23,6 +23,7 @@ from bridge.audio.format import AudioFormat
 from bridge.audio.playout import ClearResult, MarkReached, Playout, PlayoutFull
 from bridge.protocol.catalog import PayloadError
 from bridge.protocol.session import (
+    CLOSE_POLICY,
     Action,
     Answered,
     ApplicationSession,
@@ -44,6 +45,12 @@ from bridge.protocol.session import (
 from bridge.telemetry import Telemetry, current_session
 
 log = logging.getLogger("bridge.call")
+
+# websockets buffers writes in user space without bound; a voice that stops reading would make the
+# bridge hold everything sent its way. Beyond this, commands are refused (413); beyond the hard limit
+# (reachable only by the voice's own requests, e.g. pings it never reads answers to) it is disconnected.
+MAX_UNSENT_BYTES = 1 << 20
+MAX_UNSENT_BYTES_HARD = 4 * MAX_UNSENT_BYTES
 
 
 def wall_ms() -> int:
@@ -205,6 +212,7 @@ class Call:
 
     async def request(self, method: str, params: Any, parent: Span | None = None) -> RequestSettled:
         """Send an application->voice request and wait for its settlement (answer, error, timeout, close)."""
+        self._require_send_room()
         try:
             request_id, actions = self.session.send_request(method, params, time.monotonic())
         except SessionStateError as exc:
@@ -236,6 +244,7 @@ class Call:
         return settled
 
     def send_event(self, name: str, data: Any) -> None:
+        self._require_send_room()
         try:
             self._apply(self.session.send_event(name, data))
         except SessionStateError as exc:
@@ -251,6 +260,14 @@ class Call:
 
     async def wait_ended(self) -> None:
         await self._ended.wait()
+
+    def _unsent_bytes(self) -> int:
+        transport = self.ws.transport
+        return int(transport.get_write_buffer_size()) if transport is not None else 0
+
+    def _require_send_room(self) -> None:
+        if (unsent := self._unsent_bytes()) > MAX_UNSENT_BYTES:
+            raise CommandError(413, f"voice is not reading: {unsent} bytes waiting to be sent")
 
     def _require_playout(self) -> Playout:
         if self.playout is None or self.session.state in (State.CLOSING, State.CLOSED):
@@ -317,6 +334,12 @@ class Call:
         )
 
     def _send(self, message: str | bytes) -> None:
+        if (unsent := self._unsent_bytes()) > MAX_UNSENT_BYTES_HARD:
+            # Commands stop at the soft limit: the voice's own requests did this, it floods without reading.
+            self.end(
+                CLOSE_POLICY, "peer not reading", "error", f"voice stopped reading ({unsent} bytes unsent)"
+            )
+            return
         # websockets queues writes in order; a send to a closing socket is not an error for us.
         task = asyncio.ensure_future(self.ws.send(message))
         task.add_done_callback(_ignore_closed)

@@ -10,7 +10,9 @@ import logging
 import re
 
 SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-proxy-token"})
-_BEARER_ENTRY = re.compile(r"bearer\.[A-Za-z0-9_\-]+")
+# The whole entry up to the next comma: a malformed carrier (standard base64 with '+', '/' or '=', a
+# space) is still a credential, and is exactly what a buggy client sends.
+_BEARER_ENTRY = re.compile(r"bearer\.[^,]*", re.IGNORECASE)
 
 
 class RedactCredentials(logging.Filter):
