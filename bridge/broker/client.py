@@ -39,7 +39,6 @@ class BrokerClient:
         self.control = ConfirmingPublisher("control", self._publish_channel, confirm_window)
         self.audio = ConfirmingPublisher("audio", self._publish_channel, confirm_window)
         self.reconnects = 0
-        self.blocked = False
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -53,6 +52,18 @@ class BrokerClient:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._connected.wait(), timeout)
         return self.ready()
+
+    @property
+    def blocked(self) -> bool:
+        """True while RabbitMQ blocks our publishing connection (memory or disk alarm).
+
+        aiormq tracks `connection.blocked`/`unblocked` but only exposes it by pausing writes, so this reads
+        its flag; on a version without it, it reports False and callers fall back to publish timeouts.
+        """
+        transport = getattr(self.publish_conn, "transport", None)
+        connection = getattr(transport, "connection", None)
+        unblocked = getattr(connection, "_Connection__connection_unblocked", None)
+        return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
 
     def ready(self) -> bool:
         return all(c is not None and not c.is_closed for c in (self.publish_conn, self.consume_conn))
@@ -100,9 +111,6 @@ class BrokerClient:
             client_properties={"connection_name": f"rtvbp-bridge {self.instance_id} {role}"},
         )
         conn.reconnect_callbacks.add(self._on_reconnect)
-        if role == "publish":
-            underlay = conn
-            _watch_blocked(underlay, self)
         return conn
 
     def _on_reconnect(self, *_: object) -> None:
@@ -130,32 +138,3 @@ class BrokerClient:
             await queue.bind(unroutable)
         finally:
             await channel.close()
-
-
-def _watch_blocked(conn: AbstractRobustConnection, client: BrokerClient) -> None:
-    """Track connection.blocked / unblocked (memory or disk alarm) for readiness and metrics."""
-
-    def on_reconnected(*_: object) -> None:
-        _hook(conn, client)
-
-    conn.reconnect_callbacks.add(on_reconnected)
-    _hook(conn, client)
-
-
-def _hook(conn: AbstractRobustConnection, client: BrokerClient) -> None:
-    transport = getattr(conn, "transport", None)
-    underlay = getattr(transport, "connection", None)
-    if underlay is None:
-        return
-
-    def blocked(*_: object) -> None:
-        client.blocked = True
-        log.warning("broker blocked publishing (resource alarm)")
-
-    def unblocked(*_: object) -> None:
-        client.blocked = False
-        log.info("broker unblocked publishing")
-
-    with contextlib.suppress(Exception):
-        underlay.blocked_callbacks.add(blocked)  # aiormq hooks, when this version has them
-        underlay.unblocked_callbacks.add(unblocked)

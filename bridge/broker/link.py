@@ -108,6 +108,9 @@ class SessionLink:
         self.key = session_key(self.session_id)
         if not self.broker.ready():
             raise CallRefused(503, "broker unavailable: cannot bridge this call")
+        if self.broker.blocked:
+            # A resource alarm holds every publish: refuse now rather than after the confirm timeout.
+            raise CallRefused(503, "broker is blocking publishers (resource alarm): cannot bridge this call")
         if not self.ownership.claim(self.key):
             raise CallRefused(409, f"session {self.session_id} is already active on this bridge")
         self._owned = True

@@ -168,6 +168,8 @@ class ConfirmingPublisher:
             self._closed_since = self._closed_since or time.monotonic()
             if time.monotonic() - self._closed_since > DEAD_CHANNEL_S:
                 self._channel, self._closed_since = None, 0.0
+                with contextlib.suppress(Exception):
+                    await channel.close()  # or the robust connection would restore it forever
         else:
             self._closed_since = 0.0
         log.warning(

@@ -296,3 +296,25 @@ async def test_call_refused_during_a_memory_alarm_leaves_no_phantom_session(
     # consumers never see a call start that has no end
     types = agent.event_types("phantom")
     assert types in ([], ["session.started", "session.ended"]), types
+
+
+@pytest.mark.slow
+async def test_once_the_broker_blocks_publishing_new_calls_are_refused_at_once(
+    bridge_factory: BridgeFactory, agent: Agent, instance_id: str
+) -> None:
+    service = await bridge_factory(instance_id=instance_id, publish_timeout_s=1.0)
+    async with memory_alarm():
+        first = VoicePeer(ws_url(service), session_id="blocked-1")
+        await first.connect()
+        with pytest.raises(RemoteError):
+            await first.initialize()  # its session.started meets the alarm: the connection is now blocked
+        await until(lambda: service.broker.blocked, 5, "connection.blocked from the broker")
+        second = VoicePeer(ws_url(service), session_id="blocked-2")
+        await second.connect()
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RemoteError) as refused:
+            await second.initialize()
+        assert refused.value.code == 503 and "resource alarm" in refused.value.message
+        assert asyncio.get_running_loop().time() - started < 0.5  # not the 1 s confirm timeout
+    await until(lambda: not service.broker.blocked, 10, "connection.unblocked")
+    assert "session.started" not in agent.event_types("blocked-2")
