@@ -89,6 +89,7 @@ class SessionLink:
         self._queue: AbstractQueue | None = None
         self._owned = False
         self._started = False
+        self._announced = False
         self._backlog_bytes = 0
         self._backlog_limit = 0
         self._gap: dict[str, int] = {}
@@ -140,11 +141,13 @@ class SessionLink:
         }
         confirmed = self._publish_event("session.started", started, confirm=True)
         assert confirmed is not None
+        self._announced = True  # from here on, consumers must also hear how the call ends
         try:
             await asyncio.wait_for(asyncio.shield(confirmed), self.settings.publish_timeout_s)
         except (TimeoutError, Exception) as exc:
             # It cannot be withdrawn once on the wire (a blocked broker takes it later), so consumers
             # would see a call start that never ends: close it for them, in order, right behind it.
+            self._announced = False
             self._publish_event(
                 "session.ended",
                 self._refused_data(
@@ -184,6 +187,9 @@ class SessionLink:
                 self._report_gap()
                 for task in list(self._tasks):
                     task.cancel()
+                self._publish_event("session.ended", self._ended_data(summary))
+            elif self._announced:
+                # The voice left while session.started awaited its confirm: close the story anyway.
                 self._publish_event("session.ended", self._ended_data(summary))
         finally:
             await self._release()

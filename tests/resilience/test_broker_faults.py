@@ -318,3 +318,22 @@ async def test_once_the_broker_blocks_publishing_new_calls_are_refused_at_once(
         assert asyncio.get_running_loop().time() - started < 0.5  # not the 1 s confirm timeout
     await until(lambda: not service.broker.blocked, 10, "connection.unblocked")
     assert "session.started" not in agent.event_types("blocked-2")
+
+
+@pytest.mark.slow
+async def test_voice_leaving_while_session_started_awaits_its_confirm_leaves_no_phantom(
+    bridge_factory: BridgeFactory, agent: Agent, instance_id: str
+) -> None:
+    service = await bridge_factory(instance_id=instance_id, publish_timeout_s=5.0)
+    voice = VoicePeer(ws_url(service), session_id="left-early")
+    await voice.connect()
+    async with memory_alarm():
+        init = asyncio.ensure_future(voice.initialize())
+        await asyncio.sleep(0.5)  # session.started is held by the alarm; the caller gives up
+        await voice.close()
+        with pytest.raises(ConnectionError):  # the socket closed under the pending request
+            await init
+        await asyncio.sleep(0.5)
+    ended = await agent.wait_event("session.ended", "left-early", timeout=15)
+    assert ended.body["data"]["reason"] == "disconnect"
+    assert agent.event_types("left-early") == ["session.started", "session.ended"]
