@@ -69,8 +69,10 @@ class BrokerClient:
         return all(c is not None and not c.is_closed for c in (self.publish_conn, self.consume_conn))
 
     async def close(self) -> None:
-        await self.control.stop()
-        await self.audio.stop()
+        # Flush what is held (session.ended above all), unless there is no broker to flush it to.
+        flush_s = 5.0 if self.ready() else 0.0
+        await self.control.stop(flush_s)
+        await self.audio.stop(flush_s)
         if self._task is not None:
             self._task.cancel()
         for conn in (self.consume_conn, self.publish_conn):
