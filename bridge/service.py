@@ -89,7 +89,7 @@ class Service:
         await self.server.start()
         if self.settings.auth_mode == "jwt" and self.settings.jwt_keys_dir is not None:
             self._key_watch = asyncio.create_task(self._watch_jwt_keys(self.settings.jwt_keys_dir))
-        await self.broker.wait_connected(timeout=5)
+        await self.broker.wait_connected(timeout=1)  # only to log the state; serving starts either way
         log.info(
             "rtvbp-bridge listening on ws://%s:%d%s (auth %s, broker %s)",
             self.settings.host,
