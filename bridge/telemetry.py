@@ -161,6 +161,10 @@ class Telemetry:
     """Tracer, meter and the instruments of the bridge. Cheap when the SDK is not installed as provider."""
 
     def __init__(self, tracer: Tracer | None = None, meter: Meter | None = None) -> None:
+        # Without an SDK provider spans record nothing; paths that run per audio command skip them then.
+        self.tracing = tracer is not None or not isinstance(
+            trace.get_tracer_provider(), trace.ProxyTracerProvider | trace.NoOpTracerProvider
+        )
         self.tracer = tracer or trace.get_tracer(INSTRUMENTATION)
         self.meter = meter or metrics.get_meter(INSTRUMENTATION)
         self.totals = Totals()

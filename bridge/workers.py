@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -21,8 +23,23 @@ from bridge.config import Settings
 
 log = logging.getLogger("bridge.workers")
 
+PR_SET_PDEATHSIG = 1
 
-def _worker(settings: Settings, index: int) -> None:
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel SIGTERM this worker when the parent dies (even by SIGKILL): no orphans
+    keeping the port and broker connections. Elsewhere this is a no-op."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        return
+
+
+def _worker(settings: Settings, index: int, parent_pid: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        return
     from bridge.cli import setup_logging
     from bridge.service import serve
 
@@ -35,7 +52,9 @@ def _worker(settings: Settings, index: int) -> None:
 def run_workers(settings: Settings) -> int:
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker, args=(settings, index), name=f"rtvbp-bridge-w{index}", daemon=False)
+        context.Process(
+            target=_worker, args=(settings, index, os.getpid()), name=f"rtvbp-bridge-w{index}", daemon=False
+        )
         for index in range(settings.workers)
     ]
     for process in processes:

@@ -428,6 +428,8 @@ class SessionLink:
 
     def _consumer_span(self, incoming: AbstractIncomingMessage) -> Span:
         """Continues the consumer's trace when the command carries a traceparent; linked to the call."""
+        if not self.telemetry.tracing:
+            return trace.INVALID_SPAN  # no SDK: a span per audio command would record nothing anyway
         session_span = self.call.span if self.call else None
         parent_ctx = self.telemetry.extract_context(incoming.headers)
         if parent_ctx is None and session_span is not None:
