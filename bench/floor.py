@@ -111,6 +111,7 @@ async def main() -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--chunk-ms", type=int, default=100)
     parser.add_argument("--lead-ms", type=int, default=100)
+    parser.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto")
     args = parser.parse_args()
     floor = Floor(args.amqp_url, args.prefix, args.chunk_ms, args.lead_ms)
     await floor.start()
@@ -120,5 +121,10 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    import sys
+
+    from bridge.loop import run
+
+    loop = sys.argv[sys.argv.index("--loop") + 1] if "--loop" in sys.argv else "auto"
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+        run(main(), loop)  # type: ignore[arg-type]

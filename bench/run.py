@@ -111,10 +111,13 @@ def wait_ready(port: int, timeout: float = 20) -> None:
     raise RuntimeError("bridge not ready")
 
 
-def start_server(mode: str, port: int, prefix: str, chunk_ms: int, workers: int) -> subprocess.Popen[str]:
+def start_server(
+    mode: str, port: int, prefix: str, chunk_ms: int, workers: int, loop: str
+) -> subprocess.Popen[str]:
     py = sys.executable
     if mode == "floor":
         cmd = [py, "-m", "bench.floor", "--port", str(port), "--prefix", prefix, "--chunk-ms", str(chunk_ms)]
+        cmd += ["--loop", loop]
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
         wait_line(proc, "ready", 20)
         return proc
@@ -128,6 +131,7 @@ def start_server(mode: str, port: int, prefix: str, chunk_ms: int, workers: int)
         "BRIDGE_WORKERS": str(workers),
         "BRIDGE_AUDIO_BACKLOG_MS": "60000",
         "OTEL_SDK_DISABLED": "true",
+        "BRIDGE_EVENT_LOOP": loop,
     }
     log = open(Path(tempfile.gettempdir()) / f"{prefix}-bridge.log", "w")  # noqa: SIM115 (lives with the process)
     proc = subprocess.Popen(
@@ -143,12 +147,12 @@ def start_server(mode: str, port: int, prefix: str, chunk_ms: int, workers: int)
 
 
 def run_point(
-    mode: str, calls: int, duration: float, chunk_ms: int, workdir: Path, workers: int = 1
+    mode: str, calls: int, duration: float, chunk_ms: int, workdir: Path, workers: int = 1, loop: str = "auto"
 ) -> Point:
     point = Point(mode, calls, chunk_ms, duration)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    server = start_server(mode, port, prefix, chunk_ms, workers)
+    server = start_server(mode, port, prefix, chunk_ms, workers, loop)
     agent_out, gen_out = workdir / f"{prefix}-agent.json", workdir / f"{prefix}-gen.json"
     agent = subprocess.Popen(
         [sys.executable, "-m", "bench.agent", "--prefix", prefix, "--out", str(agent_out)],
@@ -346,6 +350,12 @@ def main() -> None:
     parser.add_argument("--calls", type=str, help="comma-separated N values (overrides the mode's curve)")
     parser.add_argument("--duration", type=float)
     parser.add_argument("--chunk-ms", type=int, default=100)
+    parser.add_argument(
+        "--loop",
+        choices=["auto", "asyncio", "uvloop"],
+        default="auto",
+        help="event loop of both servers (auto: uvloop when installed, like the bridge)",
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args()
     full = args.full
@@ -363,7 +373,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for calls, chunk in plan:
             for m in ("floor", "bridge"):
-                point = run_point(m, calls, duration, chunk, Path(tmp))
+                point = run_point(m, calls, duration, chunk, Path(tmp), loop=args.loop)
                 points.append(point)
                 print(
                     f"{m:6} N={calls:<4} chunk={chunk}ms cpu={point.cpu_ms_per_call_s} ms/call-s "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import logging
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Sequence
 
 from bridge import __version__
 from bridge.config import SettingsError, describe_settings, load_settings
+from bridge.loop import run as run_loop
 from bridge.telemetry import LogContext
 
 SERVE_EPILOG = (
@@ -70,7 +70,7 @@ def _serve(args: argparse.Namespace) -> int:
     from bridge.service import serve
 
     try:
-        asyncio.run(serve(settings))
+        run_loop(serve(settings), settings.event_loop)
     except KeyboardInterrupt:
         pass
     except OSError as exc:
@@ -104,6 +104,7 @@ def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "simulate",
         help="call a bridge like telephony does (WAV or tone, DTMF, hang-up); --calls N for load",
         description=simulate.__doc__,
+        epilog=simulate.EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     simulate.add_arguments(sim)
@@ -112,6 +113,7 @@ def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "tap",
         help="watch calls on the bus: print events, write caller/played audio to WAV files",
         description=tap.__doc__,
+        epilog=tap.EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     tap.add_arguments(watch)

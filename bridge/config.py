@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535, description="TCP port for WebSocket, health and metrics.")
     ws_path: str = Field("/", description="HTTP path of the RTVBP WebSocket endpoint.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes sharing the port (SO_REUSEPORT).")
+    event_loop: Literal["auto", "asyncio", "uvloop"] = Field(
+        "auto", description="asyncio event loop: uvloop when installed (auto), or force one."
+    )
     instance_id: str = Field(
         default_factory=socket.gethostname, description="Identifies this replica in session.started."
     )

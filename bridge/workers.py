@@ -8,7 +8,6 @@ forwards signals (a SIGTERM drains every worker) and exits with the worst worker
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
@@ -20,6 +19,7 @@ import sys
 from types import FrameType
 
 from bridge.config import Settings
+from bridge.loop import run as run_loop
 
 log = logging.getLogger("bridge.workers")
 
@@ -46,7 +46,7 @@ def _worker(settings: Settings, index: int, parent_pid: int) -> None:
     setup_logging(settings.log_level, settings.log_format)
     worker_settings = settings.model_copy(update={"instance_id": f"{settings.instance_id}-w{index}"})
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(worker_settings))
+        run_loop(serve(worker_settings), settings.event_loop)
 
 
 def run_workers(settings: Settings) -> int:

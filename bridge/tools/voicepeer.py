@@ -13,7 +13,7 @@ import base64
 import contextlib
 import itertools
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,12 +28,23 @@ REVERSE_TERMINATE = "session.terminate is not supported. please use application.
 
 
 def codec(sample_rate: int = 8000, channels: int = 1) -> dict[str, Any]:
-    return {"id": f"L16/{sample_rate}/{channels}", "name": "L16", "sample_rate": sample_rate, "bit_depth": 16,
-            "channels": channels}
+    return {
+        "id": f"L16/{sample_rate}/{channels}",
+        "name": "L16",
+        "sample_rate": sample_rate,
+        "bit_depth": 16,
+        "channels": channels,
+    }
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+#: Told about what happens on the socket: ("request", Request), ("answered", (Request, Response)),
+#: ("event", Event) and ("closed", close code). Used by the simulator to build a call's timeline.
+Observer = Callable[[str, Any], None]
+TERMINAL_METHODS = frozenset({"call.hangup", "application.move"})
 
 
 class RemoteError(Exception):
@@ -70,6 +81,7 @@ class VoicePeer:
     respond: bool = True
     close_after_terminal: bool = True
     legacy_terminate_after_terminal: bool = False
+    observer: Observer | None = None
 
     ws: ClientConnection | None = None
     codec: dict[str, Any] | None = None
@@ -78,6 +90,9 @@ class VoicePeer:
     requests_received: list[Request] = field(default_factory=list)
     texts: list[str] = field(default_factory=list)
     close_code: int | None = None
+    requests_answered: int = 0
+    #: The application's terminal request (call.hangup / application.move) that ended the call, if any.
+    terminal_request: Request | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _pending: dict[str, asyncio.Future[Response]] = field(default_factory=dict)
     _reader: asyncio.Task[None] | None = None
@@ -90,8 +105,14 @@ class VoicePeer:
 
     async def connect(self, **kwargs: Any) -> None:
         protocols = [Subprotocol(p) for p in self.subprotocols] if self.subprotocols else None
-        self.ws = await connect(self.url, subprotocols=protocols, additional_headers=self.headers,
-                                compression=None, open_timeout=10, **kwargs)
+        self.ws = await connect(
+            self.url,
+            subprotocols=protocols,
+            additional_headers=self.headers,
+            compression=None,
+            open_timeout=10,
+            **kwargs,
+        )
         self._reader = asyncio.create_task(self._read())
 
     async def __aenter__(self) -> VoicePeer:
@@ -128,7 +149,12 @@ class VoicePeer:
     async def initialize(self, application_id: str = "app-1", call_id: str = "call-1") -> dict[str, Any]:
         params = {
             "application": {"id": application_id},
-            "call": {"id": call_id, "session_id": self.session_id, "from": "+12025550100", "to": "+12025550101"},
+            "call": {
+                "id": call_id,
+                "session_id": self.session_id,
+                "from": "+12025550100",
+                "to": "+12025550101",
+            },
             "audio_codec_offerings": [dict(o) for o in self.offers],
             "metadata": dict(self.metadata) if self.metadata is not None else None,
         }
@@ -137,6 +163,10 @@ class VoicePeer:
             raise RemoteError(response.error.code, response.error.message)
         assert isinstance(response.result, dict)
         self.codec = response.result["audio_codec"]
+        # The simulated playout buffer drains at the negotiated rate (16000 B/s is only right for 8 kHz mono).
+        rate, channels = self.codec.get("sample_rate"), self.codec.get("channels", 1)
+        if isinstance(rate, int) and isinstance(channels, int) and rate > 0 and channels > 0:
+            self.playback_rate_bytes_per_s = rate * channels * 2
         await self.event("session.updated", {"audio_codec": self.codec})
         return self.codec
 
@@ -146,21 +176,44 @@ class VoicePeer:
 
     async def dtmf(self, digit: str, hold_ms: int = 120) -> None:
         pressed = now_ms()
-        await self.event("dtmf", {"seq": next(self._dtmf_seq), "pressed_at": pressed,
-                                  "released_at": pressed + hold_ms, "digit": digit})
+        await self.event(
+            "dtmf",
+            {
+                "seq": next(self._dtmf_seq),
+                "pressed_at": pressed,
+                "released_at": pressed + hold_ms,
+                "digit": digit,
+            },
+        )
 
     async def send_audio(self, data: bytes) -> None:
         assert self.ws is not None
         await self.ws.send(data)
 
-    async def stream_audio(self, pcm: bytes, frame_bytes: int = 320, frame_ms: int = 20) -> None:
-        """Send `pcm` in real time, one frame per `frame_ms`, on an absolute schedule (no drift)."""
-        start = time.monotonic()
+    async def stream_audio(
+        self,
+        pcm: bytes,
+        frame_bytes: int = 320,
+        frame_ms: int = 20,
+        *,
+        start: float | None = None,
+        lateness: list[float] | None = None,
+    ) -> None:
+        """Send `pcm` in real time, one frame per `frame_ms`, on an absolute schedule (no drift).
+
+        `start` is the monotonic time of the first frame (default: now). `lateness`, when given, receives
+        how late each frame was sent in seconds: an overloaded event loop shows up there, not as drift.
+        """
+        start = time.monotonic() if start is None else start
         for index, offset in enumerate(range(0, len(pcm), frame_bytes)):
-            delay = start + index * frame_ms / 1000 - time.monotonic()
+            due = start + index * frame_ms / 1000
+            delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await self.send_audio(pcm[offset:offset + frame_bytes])
+            late = max(0.0, time.monotonic() - due)
+            await self.send_audio(pcm[offset : offset + frame_bytes])
+            if lateness is not None:  # one entry per frame actually sent
+                lateness.append(late)
 
     async def hangup(self, reason: str = "caller") -> Response:
         """The caller leaves: `call.hangup` event, then `session.terminate{"reason":"hangup"}`."""
@@ -168,6 +221,10 @@ class VoicePeer:
         return await self.request("session.terminate", {"reason": "hangup"})
 
     # ---- application -> voice -----------------------------------------------------------------------------
+
+    def _notify(self, what: str, detail: Any) -> None:
+        if self.observer is not None:
+            self.observer(what, detail)
 
     async def _read(self) -> None:
         assert self.ws is not None
@@ -186,12 +243,14 @@ class VoicePeer:
                         waiter.set_result(frame)
                 elif isinstance(frame, Event):
                     self.events_received.append(frame)
+                    self._notify("event", frame)
                 else:
                     self.requests_received.append(frame)
+                    self._notify("request", frame)
                     async with self.request_seen:
                         self.request_seen.notify_all()
                     if self.respond:
-                        # As a task: a legacy terminal answer issues a request of its own and needs this reader.
+                        # A task: a legacy terminal answer sends a request of its own and needs this reader.
                         task = asyncio.create_task(self._answer(frame))
                         self._tasks.add(task)
                         task.add_done_callback(self._tasks.discard)
@@ -199,6 +258,7 @@ class VoicePeer:
             pass
         finally:
             self.close_code = self.ws.close_code
+            self._notify("closed", self.close_code)
             for waiter in self._pending.values():
                 if not waiter.done():
                     waiter.set_exception(ConnectionError("socket closed"))
@@ -238,7 +298,7 @@ class VoicePeer:
             result = {"t0": params.get("t0", t), "t1": t, "t2": t, "owd": t - int(params.get("t0", t))}
             if "data" in params:
                 result["data"] = params["data"]
-        elif method in ("call.hangup", "application.move"):
+        elif method in TERMINAL_METHODS:
             terminal = True
             if method == "application.move" and params.get("application_id"):
                 result = {"next_application_id": params["application_id"]}
@@ -255,10 +315,14 @@ class VoicePeer:
             error = ErrorObject(501, REVERSE_TERMINATE)
         else:
             error = ErrorObject(501, f"unknown method: {method}")
+        response = Response(request.id, result=result) if error is None else Response(request.id, error=error)
+        await self.ws.send(encode_frame(response))
+        self.requests_answered += 1
+        self._notify("answered", (request, response))
         if error is not None:
-            await self.ws.send(encode_frame(Response(request.id, error=error)))
             return
-        await self.ws.send(encode_frame(Response(request.id, result=result)))
+        if terminal:
+            self.terminal_request = request
         if terminal and self.close_after_terminal:
             if self.legacy_terminate_after_terminal:
                 with contextlib.suppress(Exception):
