@@ -357,7 +357,11 @@ class Call:
         fmt = AudioFormat.from_codec(
             init.codec.name, init.codec.sample_rate, init.codec.bit_depth, init.codec.channels
         )
-        self.playout = Playout(fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms)
+        # Two frames per pacer wake-up once the lead leaves room for it (>= 60 ms): half the timers.
+        batch = 2 if self.playout_lead_ms >= 3 * fmt.frame_ms else 1
+        self.playout = Playout(
+            fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms, batch_frames=batch
+        )
         self._apply(self.session.accept_initialize(time.monotonic()))
 
     def _schedule_close(self, close: Close) -> None:

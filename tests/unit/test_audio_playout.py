@@ -364,3 +364,32 @@ def test_random_arrivals_and_wakeups_keep_the_invariants(
     assert run.data.replace(b"\x00", b"") == audio  # audio intact and in order, only zeros added
     assert playout.bytes_sent == len(audio) + playout.bytes_padded
     assert playout.queued_bytes == 0
+
+
+def test_batched_pacing_halves_wakeups_and_never_exceeds_the_lead() -> None:
+    fmt = AudioFormat(8000)
+    playout = Playout(fmt, lead_ms=100, batch_frames=2)
+    audio = bytes(range(256)) * (fmt.bytes_for_ms(2000) // 256)
+    playout.enqueue(audio, 0.0)
+    now, wakeups, sent, leads = 0.0, 0, [], []
+    def ahead_ms() -> float:  # sent audio minus what the voice has played (it plays from t=0)
+        return len(sent) * fmt.frame_ms - now * 1000
+
+    while (wake := playout.next_wakeup(now)) is not None:
+        now = max(now, wake)
+        steady = 0.2 < now < 1.8  # after the initial lead fill, before the queue runs dry
+        if steady:
+            leads.append(ahead_ms())  # the low point: just before this wake-up's frames go
+        frames, _ = playout.poll(now)
+        wakeups += 1
+        sent.extend(frames)
+        if steady:
+            leads.append(ahead_ms())  # the high point
+    assert b"".join(sent)[: len(audio)] == audio and all(len(f) == fmt.bytes_per_frame for f in sent)
+    assert wakeups <= 100 // 2 + 5  # ~ one wake-up per two frames, not one per frame
+    assert max(leads) <= 100 + 1e-6 and min(leads) >= 60 - 1e-6  # lead - batch frames .. lead
+
+
+def test_batching_is_bounded_by_the_lead() -> None:
+    with pytest.raises(ValueError, match="batch_frames"):
+        Playout(AudioFormat(8000), lead_ms=40, batch_frames=3)
