@@ -328,8 +328,8 @@ def table(points: list[Point]) -> str:
 def floor_table(points: list[Point]) -> str:
     rows = [
         "| N | chunk | floor upstream p50/p99 ms | floor downstream p50/p99 ms | floor barge-in p99 ms | "
-        "floor loss/dup/reorder | gen lag p99 ms |",
-        "|---|---|---|---|---|---|---|",
+        "floor loss/dup/reorder | floor KiB/call | gen lag p99 ms |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for p in points:
         if p.mode == "floor":
@@ -337,7 +337,7 @@ def floor_table(points: list[Point]) -> str:
             rows.append(
                 f"| {p.calls} | {p.chunk_ms} ms | {u['p50']}/{u['p99']} | {d['p50']}/{d['p99']} | "
                 f"{p.barge_in_ms['p99']} | {p.lost_up + p.lost_down}/{p.dup_up + p.dup_down}/"
-                f"{p.reordered_down} | {p.gen_lag_ms.get('p99')} |"
+                f"{p.reordered_down} | {p.rss_kib_per_call} | {p.gen_lag_ms.get('p99')} |"
             )
     return "\n".join(rows)
 
