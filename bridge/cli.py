@@ -52,6 +52,10 @@ def setup_logging(level: str, fmt: str) -> None:
     root.setLevel(level)
     # websockets logs raw request headers (Authorization included) at DEBUG: never let it.
     logging.getLogger("websockets").setLevel(max(logging.INFO, logging.getLevelName(level)))
+    # The server's own websockets logger (credentials redacted) says "connection open/closed" and
+    # "HTTP response sent" for every probe and call at INFO: keep that for DEBUG.
+    if level != "DEBUG":
+        logging.getLogger("bridge.websockets").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)
     logging.getLogger("aiormq").setLevel(logging.WARNING)
 
