@@ -51,26 +51,19 @@ def _env_true(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
-def traces_configured() -> bool:
+def exporter_configured(signal: str) -> bool:
+    """Whether the environment asks for an exporter of `signal` ("traces" or "metrics").
+
+    The standard rules: OTEL_SDK_DISABLED wins; OTEL_<SIGNAL>_EXPORTER=none disables; any other exporter
+    name, or an OTLP endpoint (general or per signal), enables. Nothing set means no SDK at all.
+    """
     if _env_true("OTEL_SDK_DISABLED"):
         return False
-    exporter = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    exporter = os.environ.get(f"OTEL_{signal.upper()}_EXPORTER", "").strip().lower()
     if exporter == "none":
         return False
-    return bool(exporter) or any(
-        os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
-
-
-def metrics_exporter_configured() -> bool:
-    if _env_true("OTEL_SDK_DISABLED"):
-        return False
-    exporter = os.environ.get("OTEL_METRICS_EXPORTER", "").strip().lower()
-    if exporter == "none":
-        return False
-    return bool(exporter) or any(
-        os.environ.get(v) for v in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
-    )
+    endpoints = ("OTEL_EXPORTER_OTLP_ENDPOINT", f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT")
+    return bool(exporter) or any(os.environ.get(v) for v in endpoints)
 
 
 def install_providers(prometheus: bool) -> Callable[[], None]:
@@ -79,7 +72,7 @@ def install_providers(prometheus: bool) -> Callable[[], None]:
 
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "rtvbp-bridge")})
     shutdowns: list[Callable[[], Any]] = []
-    if traces_configured():
+    if exporter_configured("traces"):
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
@@ -97,7 +90,7 @@ def install_providers(prometheus: bool) -> Callable[[], None]:
         from opentelemetry.exporter.prometheus import PrometheusMetricReader
 
         readers.append(PrometheusMetricReader())
-    if metrics_exporter_configured():
+    if exporter_configured("metrics"):
         from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 
         readers.append(PeriodicExportingMetricReader(_otlp_exporter("metrics")))

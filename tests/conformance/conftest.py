@@ -15,34 +15,13 @@ Parametrized arguments a test may ask for:
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CATALOG = "babelforce.v1"
-
-
-def vectors_root() -> Path:
-    configured = os.environ.get("RTVBP_VECTORS_DIR")
-    return Path(configured) if configured else REPO_ROOT.parent / "shared" / "rtvbp"
-
-
-def catalog_dir() -> Path:
-    return vectors_root() / "conformance" / CATALOG
-
-
-def manifest_path() -> Path:
-    return vectors_root() / "spec" / "manifests" / f"{CATALOG}.catalog.json"
-
-
-def _missing_reason() -> str | None:
-    if catalog_dir().is_dir() and manifest_path().is_file():
-        return None
-    return f"upstream RTVBP vectors not found at {vectors_root()}; set RTVBP_VECTORS_DIR"
+from tests.support.vectors import catalog_dir, manifest_path, missing_reason
 
 
 def _load(path: Path) -> Any:
@@ -132,7 +111,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     for argname, generate in _GENERATORS.items():
         if argname not in metafunc.fixturenames:
             continue
-        reason = _missing_reason()
+        reason = missing_reason()
         if reason is not None:
             metafunc.parametrize(argname, [pytest.param(None, marks=pytest.mark.skip(reason=reason))])
         else:
@@ -142,7 +121,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     """The catalog's vector folder (`.../conformance/babelforce.v1`); skips when it is missing."""
-    reason = _missing_reason()
+    reason = missing_reason()
     if reason is not None:
         pytest.skip(reason)
     return catalog_dir()
@@ -150,7 +129,7 @@ def vectors_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def manifest() -> dict[str, Any]:
-    reason = _missing_reason()
+    reason = missing_reason()
     if reason is not None:
         pytest.skip(reason)
     loaded: dict[str, Any] = _load(manifest_path())

@@ -19,11 +19,11 @@ from websockets.exceptions import InvalidStatus
 
 from bridge.protocol.envelope import ErrorObject, Event, Request, Response, decode_frame, encode_frame
 from bridge.protocol.negotiation import SUPPORTED_PROFILES
-from tests.conformance.conftest import _missing_reason, catalog_dir, vectors_root
 from tests.conftest import ws_url
 from tests.support.amqp import Agent
+from tests.support.vectors import catalog_dir, missing_reason, vectors_root
 
-MISSING = _missing_reason()
+MISSING = missing_reason()
 pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 
 PREAMBLE_OFFER = {"id": "L16/8000/1", "name": "L16", "sample_rate": 8000, "bit_depth": 16, "channels": 1}

@@ -10,7 +10,6 @@ import urllib.request
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
 
 from bridge.tools.voicepeer import VoicePeer
 from tests.conftest import BridgeFactory, ws_url
@@ -23,20 +22,11 @@ from tests.support.jwt_keys import (
     generate_rsa_keypair,
     mint,
 )
+from tests.support.ws import status_of
 
 PRIVATE, PUBLIC = generate_rsa_keypair()
 OTHER_PRIVATE, _ = generate_rsa_keypair()
 ORIGIN = "https://agent.example.com"
-
-
-async def status_of(url: str, **kwargs: object) -> int:
-    """101 when the upgrade is accepted, else the HTTP status the server refused it with."""
-    try:
-        async with connect(url, open_timeout=5, **kwargs) as ws:  # type: ignore[arg-type]
-            assert ws.response is not None
-            return ws.response.status_code
-    except InvalidStatus as exc:
-        return exc.response.status_code
 
 
 def http_get(url: str) -> tuple[int, str]:

@@ -24,19 +24,11 @@ from tests.conftest import BridgeFactory, ws_url
 from tests.resilience.rabbit import until
 from tests.support.amqp import Agent
 from tests.support.jwt_keys import bearer_subprotocol, generate_rsa_keypair, mint
+from tests.support.ws import status_of
 
 PRIVATE, PUBLIC = generate_rsa_keypair()
 ORIGIN = "https://agent.example.com"
 TOKEN = "tok-9f1c2e7d5b3a4c6e8d0f"
-
-
-async def status_of(url: str, **kwargs: object) -> int:
-    try:
-        async with connect(url, open_timeout=5, **kwargs) as ws:  # type: ignore[arg-type]
-            assert ws.response is not None
-            return ws.response.status_code
-    except InvalidStatus as exc:
-        return exc.response.status_code
 
 
 async def test_a_connection_flood_beyond_the_session_limit_is_refused_and_the_admitted_calls_work(
