@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiormq
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aio_pika.abc import AbstractQueue, AbstractRobustChannel
+from aiormq.abc import DeliveredMessage
 from opentelemetry import trace
 from opentelemetry.trace import Link, Span, SpanKind
 
@@ -24,7 +25,7 @@ from bridge.audio.format import AudioFormat
 from bridge.audio.playout import MarkReached
 from bridge.broker import messages
 from bridge.broker.client import BrokerClient
-from bridge.broker.messages import BadCommand, Command
+from bridge.broker.messages import BadCommand, Command, Incoming
 from bridge.broker.names import session_key
 from bridge.broker.publisher import Outgoing
 from bridge.protocol.session import CLOSE_INTERNAL, InitializeRequested, VoiceEvent
@@ -302,7 +303,7 @@ class SessionLink:
             },
         )
 
-    def _reply(self, incoming: AbstractIncomingMessage, body: dict[str, Any], parent: Span | None) -> None:
+    def _reply(self, incoming: Incoming, body: dict[str, Any], parent: Span | None) -> None:
         if not incoming.reply_to:
             return
         span = self._producer_span("", incoming.reply_to, parent)
@@ -345,8 +346,8 @@ class SessionLink:
             self.broker.topology.session_queue(self.key), exclusive=True, auto_delete=True, robust=False
         )
         await queue.bind(self.broker.topology.commands, routing_key=self.key, robust=False)
-        await queue.consume(self._on_command, no_ack=True, exclusive=True, robust=False)
         underlay = await channel.get_underlay_channel()
+        await underlay.basic_consume(queue.name, self._on_delivery, no_ack=True, exclusive=True)
         underlay.on_consumer_cancel_callbacks.add(self._on_consumer_cancelled)  # e.g. the queue was deleted
         self._queue = queue
 
@@ -400,7 +401,10 @@ class SessionLink:
             self._owned = False
             self.ownership.release(self.key)
 
-    async def _on_command(self, incoming: AbstractIncomingMessage) -> None:
+    async def _on_delivery(self, delivered: DeliveredMessage) -> None:
+        await self._on_command(messages.Incoming.from_delivery(delivered))
+
+    async def _on_command(self, incoming: Incoming) -> None:
         self.commands_received += 1
         command_type = "unknown"
         span = self._consumer_span(incoming)
@@ -426,7 +430,7 @@ class SessionLink:
         finally:
             self.telemetry.end(span, error)
 
-    def _consumer_span(self, incoming: AbstractIncomingMessage) -> Span:
+    def _consumer_span(self, incoming: Incoming) -> Span:
         """Continues the consumer's trace when the command carries a traceparent; linked to the call."""
         if not self.telemetry.tracing:
             return trace.INVALID_SPAN  # no SDK: a span per audio command would record nothing anyway
@@ -448,7 +452,7 @@ class SessionLink:
 
     def _reject(
         self,
-        incoming: AbstractIncomingMessage,
+        incoming: Incoming,
         command_type: str,
         code: int,
         text: str,
