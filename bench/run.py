@@ -393,7 +393,8 @@ def main() -> None:
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / ("full.json" if full else "quick.json")).write_text(json.dumps(result, indent=1))
+    name = ("full" if full else "quick") + ("" if not args.no_docs else "-scratch")
+    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     print()
     print(table(points))
     if not args.no_docs:
