@@ -98,7 +98,6 @@ class SessionLink:
         self.dropped_in_chunks = 0
         self.commands_received = 0
         self.commands_rejected = 0
-        self._tasks: set[asyncio.Task[None]] = set()
         self._reclaim: asyncio.Task[None] | None = None
 
     # ---- CallApp: upstream ----------------------------------------------------------------------------
@@ -186,8 +185,6 @@ class SessionLink:
                     if last is not None:
                         self._publish_audio(direction, last.seq, last.ts_ms, last.data)
                 self._report_gap()
-                for task in list(self._tasks):
-                    task.cancel()
                 self._publish_event("session.ended", self._ended_data(summary))
             elif self._announced:
                 # The voice left while session.started awaited its confirm: close the story anyway.

@@ -79,13 +79,6 @@ class ConfirmingPublisher:
         self._idle.clear()
         self._wake.set()
 
-    @property
-    def backlog(self) -> int:
-        return len(self._queue) + len(self._inflight)
-
-    async def flushed(self) -> None:
-        await self._idle.wait()
-
     async def _underlay(self) -> aiormq.abc.AbstractChannel:
         if self._channel is None:
             self._channel = await self._channel_factory()
@@ -176,12 +169,6 @@ class ConfirmingPublisher:
             "%s: publish failed (%s); %d held for retry", self.name, _describe(error), len(self._queue)
         )
         await asyncio.sleep(RETRY_PAUSE_S)
-
-    def fail_waiters(self, reason: Exception) -> None:
-        """Give callers waiting on a confirm an answer (used when the service gives up)."""
-        for item in self._queue:
-            if item.done is not None and not item.done.done():
-                item.done.set_exception(reason)
 
 
 def _describe(error: object) -> str:

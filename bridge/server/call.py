@@ -130,7 +130,6 @@ class Call:
     _close: Close | None = None
     _wake_timer: Wakeup = field(default_factory=lambda: Wakeup())
     _wake_pacer: Wakeup = field(default_factory=lambda: Wakeup())
-    _ended: asyncio.Event = field(default_factory=asyncio.Event)
     _summary: CallSummary | None = None
     _start_task: asyncio.Task[None] | None = None
     _init_started: float = 0.0
@@ -258,9 +257,6 @@ class Call:
     def mark_ending(self, reason: EndReason, detail: str) -> None:
         self.session.mark_ending(reason, detail)
 
-    async def wait_ended(self) -> None:
-        await self._ended.wait()
-
     def _unsent_bytes(self) -> int:
         transport = self.ws.transport
         return int(transport.get_write_buffer_size()) if transport is not None else 0
@@ -380,7 +376,6 @@ class Call:
             stats=self.stats,
             protocol=self.session.counters,
         )
-        self._ended.set()
 
     # ---- background tasks -----------------------------------------------------------------------------
 
