@@ -107,7 +107,9 @@ class SessionLink:
         self.session_id = init.params.call.session_id
         self._audio_headers = self._headers(call.span)
         self.key = session_key(self.session_id)
-        if not self.broker.ready():
+        # A call arriving while this process is still making its first broker connection waits for it
+        # (within the initialize budget); once connected, an outage refuses at once.
+        if not self.broker.ready() and not await self.broker.wait_connected(self.settings.publish_timeout_s):
             raise CallRefused(503, "broker unavailable: cannot bridge this call")
         if self.broker.blocked:
             # A resource alarm holds every publish: refuse now rather than after the confirm timeout.

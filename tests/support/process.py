@@ -64,6 +64,7 @@ def bridge_process(env: Mapping[str, str], tmp_path: Path, ready: bool = True) -
             env=full_env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: cleanup reaches worker processes too
         )
     handle = BridgeProcess(process, port, log_path)
     try:
