@@ -86,6 +86,7 @@ async def test_idle_sockets_holding_slots_are_closed_at_the_initialize_deadline(
     await voice.initialize()
     await voice.hangup()
     await voice.close()
+    await agent.wait_event("session.ended", "after-idle")
     # an idle socket never started a session: nothing reached the bus for it
     assert {r.body["session_id"] for r in agent.events} == {"after-idle"}
 
