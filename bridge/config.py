@@ -95,7 +95,9 @@ class Settings(BaseSettings):
     audio_backlog_ms: int = Field(
         10_000, ge=0, description="Caller audio held per call while the broker is away."
     )
-    publish_timeout_s: float = Field(2.0, gt=0, description="Broker confirm wait for session.started.")
+    publish_timeout_s: float = Field(
+        1.5, gt=0, le=30, description="Budget to start a call on the broker (session.started confirmed)."
+    )
 
     # --- lifecycle and telemetry ---------------------------------------------------------------------
     drain_timeout_s: float = Field(30.0, ge=0, description="Live calls may continue this long after SIGTERM.")

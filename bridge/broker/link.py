@@ -45,7 +45,7 @@ class LinkSettings:
     chunk_ms: int = 100
     audio_backlog_ms: int = 10_000
     mirror_out: bool = False
-    publish_timeout_s: float = 2.0
+    publish_timeout_s: float = 1.5
     max_command_bytes: int = 4 * 1024 * 1024
 
 
@@ -107,8 +107,10 @@ class SessionLink:
         self.session_id = init.params.call.session_id
         self._audio_headers = self._headers(call.span)
         self.key = session_key(self.session_id)
+        # Everything below shares one budget, so initialize is answered in time whatever is slow.
+        deadline = asyncio.get_running_loop().time() + self.settings.publish_timeout_s
         # A call arriving while this process is still making its first broker connection waits for it
-        # (within the initialize budget); once connected, an outage refuses at once.
+        # (within the budget); once connected, an outage refuses at once.
         if not self.broker.ready() and not await self.broker.wait_connected(self.settings.publish_timeout_s):
             raise CallRefused(503, "broker unavailable: cannot bridge this call")
         if self.broker.blocked:
@@ -145,7 +147,8 @@ class SessionLink:
         assert confirmed is not None
         self._announced = True  # from here on, consumers must also hear how the call ends
         try:
-            await asyncio.wait_for(asyncio.shield(confirmed), self.settings.publish_timeout_s)
+            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
+            await asyncio.wait_for(asyncio.shield(confirmed), remaining)
         except (TimeoutError, Exception) as exc:
             # It cannot be withdrawn once on the wire (a blocked broker takes it later), so consumers
             # would see a call start that never ends: close it for them, in order, right behind it.
