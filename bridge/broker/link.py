@@ -182,7 +182,12 @@ class SessionLink:
     def mark_reached(self, mark: MarkReached) -> None:
         self._publish_event("playout.mark", {"name": mark.name, "position_ms": mark.position_ms})
 
+    def _dropped_in_total(self) -> int:
+        return self.dropped_in_bytes + (self._chunker.bytes_discarded if self._chunker else 0)
+
     async def end(self, summary: CallSummary) -> None:
+        # rtvbp.audio.dropped{direction="in"} counts what session.ended reports as dropped_in_bytes.
+        self.telemetry.totals.dropped_bytes["in"] += self._dropped_in_total()
         try:
             if self._started:
                 for chunker, direction in ((self._chunker, "in"), (self._out_chunker, "out")):
@@ -217,8 +222,7 @@ class SessionLink:
                 "frames_out": s.frames_out,
                 "bytes_out": s.bytes_out,
                 # Gaps plus a trailing partial sample (unplayable): bytes_in = delivered + dropped_in_bytes.
-                "dropped_in_bytes": self.dropped_in_bytes
-                + (self._chunker.bytes_discarded if self._chunker else 0),
+                "dropped_in_bytes": self._dropped_in_total(),
                 "dropped_in_chunks": self.dropped_in_chunks,
                 "dropped_out_bytes": s.dropped_out_bytes,
                 "malformed_frames": p.malformed_frames,

@@ -384,10 +384,6 @@ class ApplicationSession:
         """Record why the session is ending before the steps that end it (e.g. a drain's application.move)."""
         self._set_end(reason, detail)
 
-    @property
-    def end_reason(self) -> EndReason | None:
-        return self._end_reason
-
     # ---- frame handlers -------------------------------------------------------------------------------
 
     def _on_request(self, request: Request, now: float, received_ms: int) -> list[Action]:

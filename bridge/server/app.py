@@ -33,7 +33,6 @@ CLOSE_TRY_AGAIN_LATER = 1013
 @dataclass(slots=True)
 class AdmissionStats:
     telemetry: Telemetry
-    accepted: int = 0
     refused: dict[str, int] = field(default_factory=dict)
 
     def refuse(self, cause: str) -> None:
@@ -197,7 +196,6 @@ class BridgeServer:
             await ws.close(CLOSE_TRY_AGAIN_LATER, "Too many sessions")
             return
         principal: Principal = ws.principal  # type: ignore[attr-defined]
-        self.admission.accepted += 1
         telemetry = self.telemetry
         headers = ws.request.headers if ws.request is not None else Headers()
         span = telemetry.start_session_span({k.lower(): v for k, v in headers.raw_items()})

@@ -182,10 +182,6 @@ class Call:
 
     # ---- downstream API (used by the broker link) -----------------------------------------------------
 
-    @property
-    def ready(self) -> bool:
-        return self.session.state in (State.INITIALIZED, State.READY)
-
     def enqueue_audio(self, audio: bytes) -> int:
         playout = self._require_playout()
         try:
