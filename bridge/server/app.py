@@ -21,6 +21,7 @@ from bridge.config import Settings
 from bridge.protocol import negotiation
 from bridge.protocol.session import CLOSE_GOING_AWAY, SessionConfig
 from bridge.server.call import Call, CallApp
+from bridge.server.connection import BridgeConnection
 from bridge.server.redaction import websockets_logger
 from bridge.telemetry import Telemetry
 
@@ -94,6 +95,7 @@ class BridgeServer:
             reuse_port=s.workers > 1,
             server_header="rtvbp-bridge",
             logger=websockets_logger(),
+            create_connection=BridgeConnection,
         )
 
     @property

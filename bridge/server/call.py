@@ -1,14 +1,17 @@
 """One call: drives an `ApplicationSession` over a live WebSocket and a `CallApp` (the broker side).
 
-Three tasks per call: the reader (socket -> session), the pacer (playout queue -> socket, real time) and
-the timer (request timeouts, initialize deadline, delayed close). All protocol decisions are in the
-sans-I/O session; this module only moves bytes and time.
+Two tasks per call: the reader (socket -> session) and the timer (request timeouts, initialize deadline,
+delayed close). The two paths that run 50 times a second per call are plain loop callbacks instead of
+task wake-ups: caller audio is taken straight from the socket's parser (`BridgeConnection`) and the
+pacer (playout queue -> socket, real time) is a timer callback that writes frames synchronously. All
+protocol decisions are in the sans-I/O session; this module only moves bytes and time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import time
 from collections.abc import Callable
@@ -18,11 +21,13 @@ from typing import Any, Protocol
 from opentelemetry.trace import Span, SpanKind
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State as WsState
 
 from bridge.audio.format import AudioFormat
 from bridge.audio.playout import ClearResult, MarkReached, Playout, PlayoutFull
 from bridge.protocol.catalog import PayloadError
 from bridge.protocol.session import (
+    CLOSE_INTERNAL,
     CLOSE_POLICY,
     Action,
     Answered,
@@ -42,6 +47,7 @@ from bridge.protocol.session import (
     State,
     VoiceEvent,
 )
+from bridge.server.connection import BridgeConnection
 from bridge.telemetry import Telemetry, current_session
 
 log = logging.getLogger("bridge.call")
@@ -51,6 +57,9 @@ log = logging.getLogger("bridge.call")
 # (reachable only by the voice's own requests, e.g. pings it never reads answers to) it is disconnected.
 MAX_UNSENT_BYTES = 1 << 20
 MAX_UNSENT_BYTES_HARD = 4 * MAX_UNSENT_BYTES
+# The pacer holds audio in the playout buffer (bounded, cleared by barge-in) rather than in websockets'
+# write buffer once this much is unsent: websockets' own write limit, where `send` would wait to drain.
+PACER_HOLD_BYTES = 32 * 1024
 
 
 def wall_ms() -> int:
@@ -129,7 +138,10 @@ class Call:
     _close_at: float | None = None
     _close: Close | None = None
     _wake_timer: Wakeup = field(default_factory=lambda: Wakeup())
-    _wake_pacer: Wakeup = field(default_factory=lambda: Wakeup())
+    _pace_handle: asyncio.Handle | None = None
+    _pace_due: float = 0.0
+    _pacing: bool = True
+    _ctx: contextvars.Context = field(default_factory=contextvars.copy_context)
     _summary: CallSummary | None = None
     _start_task: asyncio.Task[None] | None = None
     _init_started: float = 0.0
@@ -142,7 +154,9 @@ class Call:
 
     async def run(self) -> CallSummary:
         """Serve the call until the socket is gone; always reports the end to the app exactly once."""
-        tasks = [asyncio.create_task(self._timer()), asyncio.create_task(self._pacer())]
+        tasks = [asyncio.create_task(self._timer())]
+        if isinstance(self.ws, BridgeConnection):
+            self.ws.offer_binary_to(self._take_audio)
         close_code: int | None = None
         close_reason = ""
         try:
@@ -157,6 +171,7 @@ class Call:
             sent = self.ws.protocol.close_sent
             close_code = rcvd.code if rcvd else sent.code if sent else None
             close_reason = rcvd.reason if rcvd else sent.reason if sent else ""
+            self._stop_pacer()
             for task in tasks:
                 task.cancel()
             if self._start_task is not None:
@@ -180,6 +195,27 @@ class Call:
             else:
                 self._apply(session.receive_binary(message))
 
+    def _take_audio(self, data: bytes) -> bool:
+        """Caller audio offered straight from the socket parser; False leaves it to the reader."""
+        if not data or not self.session.audio_open:
+            return False
+        stats = self.stats
+        stats.frames_in += 1
+        stats.bytes_in += len(data)
+        try:
+            self._ctx.run(self.app.audio_in, data)
+        except Exception:
+            self._ctx.run(self._fail, "caller audio")
+        return True
+
+    def _fail(self, where: str) -> None:
+        """A bug in a callback path: end this call like a failing reader would, never the process."""
+        log.exception("call failed (%s)", where)
+        if isinstance(self.ws, BridgeConnection):
+            self.ws.binary_sink = None
+        self._stop_pacer()
+        self.end(CLOSE_INTERNAL, "internal error", "error", "internal error")
+
     # ---- downstream API (used by the broker link) -----------------------------------------------------
 
     def enqueue_audio(self, audio: bytes) -> int:
@@ -188,17 +224,17 @@ class Call:
             queued = playout.enqueue(audio, time.monotonic())
         except PlayoutFull as exc:
             raise CommandError(413, f"playout buffer full: {exc}") from None
-        self._wake_pacer.set()
+        self._reschedule_pacer(playout)
         return queued
 
     def add_mark(self, name: str) -> None:
-        self._require_playout().add_mark(name, time.monotonic())
-        self._wake_pacer.set()
+        playout = self._require_playout()
+        playout.add_mark(name, time.monotonic())
+        self._reschedule_pacer(playout)
 
     async def clear(self) -> tuple[ClearResult, int]:
         """Barge-in: drop our queue at once, then have the voice drop its buffer. Returns both counts."""
         result = self._require_playout().clear(time.monotonic())
-        self._wake_pacer.set()
         settled = await self.request("audio.buffer.clear", {})
         if not settled.ok:
             raise CommandError(settled.code, settled.message)
@@ -285,6 +321,7 @@ class Call:
             elif isinstance(action, InitializeRequested):
                 self._init_started = time.monotonic()
                 current_session.set(action.params.call.session_id)  # for every log line of this call
+                self._ctx = contextvars.copy_context()  # ... and of the callbacks (audio in, pacer)
                 if self.span is not None:
                     self.span.set_attributes(
                         {
@@ -375,17 +412,6 @@ class Call:
 
     # ---- background tasks -----------------------------------------------------------------------------
 
-    async def _send_frames(self, frames: list[bytes]) -> None:
-        """One binary message per frame, written under a single send context (one drain) per batch.
-
-        Same state checks, close handling and flow control as `ws.send`, without its per-message context
-        manager: the pacer writes 50 frames a second per call.
-        """
-        ws = self.ws
-        async with ws.send_context():
-            for frame in frames:
-                ws.protocol.send_binary(frame)
-
     async def _timer(self) -> None:
         while True:
             now = time.monotonic()
@@ -397,34 +423,80 @@ class Call:
             deadlines = [d for d in (self.session.next_deadline(), self._close_at) if d is not None]
             await self._wake_timer.sleep_until(min(deadlines) if deadlines else None)
 
-    async def _pacer(self) -> None:
-        while True:
-            playout = self.playout
-            if playout is None:
-                await self._wake_pacer.sleep_until(None)
-                continue
-            now = time.monotonic()
+    def _reschedule_pacer(self, playout: Playout) -> None:
+        """After new audio or a mark: make sure the pacer runs by the playout's next deadline."""
+        due = playout.next_wakeup(time.monotonic())
+        if due is not None:
+            self._schedule_pacer(due)
+
+    def _schedule_pacer(self, due: float) -> None:
+        handle = self._pace_handle
+        if not self._pacing or (handle is not None and self._pace_due <= due):
+            return  # an earlier (or equal) wake-up is already set
+        if handle is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        delay = due - time.monotonic()
+        self._pace_due = due
+        if delay > 0:
+            self._pace_handle = loop.call_later(delay, self._pace, context=self._ctx)
+        else:
+            self._pace_handle = loop.call_soon(self._pace, context=self._ctx)
+
+    def _stop_pacer(self) -> None:
+        self._pacing = False
+        if self._pace_handle is not None:
+            self._pace_handle.cancel()
+            self._pace_handle = None
+
+    def _pace(self) -> None:
+        """Send the frames that are due, then sleep until the next ones: a timer callback, never a task.
+
+        Frames are written synchronously, one binary message each, under the same state check as
+        `ws.send`. A voice that stops reading backpressures this call only: past PACER_HOLD_BYTES unsent,
+        audio waits in the playout buffer (bounded; barge-in still clears it) and the pacer retries.
+        """
+        self._pace_handle = None
+        playout, ws = self.playout, self.ws
+        if playout is None or ws.protocol.state is not WsState.OPEN:
+            return  # closing: what is left is counted as dropped when the call ends
+        now = time.monotonic()
+        if self._unsent_bytes() > PACER_HOLD_BYTES:
+            self._schedule_pacer(now + playout.fmt.frame_ms / 1000)
+            return
+        try:
             frames, marks = playout.poll(now)
             if frames:
-                # Awaiting the write backpressures this call only; a slow reader never stalls others.
-                await self._send_frames(frames)
-                self.stats.frames_out += len(frames)
-                self.stats.bytes_out += sum(len(frame) for frame in frames)
+                protocol = ws.protocol
                 for frame in frames:
-                    self.app.audio_out(frame)
+                    protocol.send_binary(frame)
+                try:
+                    ws.send_data()
+                except Exception as exc:  # the socket broke: websockets' own handling of a failed write
+                    ws.set_connection_exc(exc)
+                    ws.transport.abort()
+                    return
+                stats = self.stats
+                stats.frames_out += len(frames)
+                stats.bytes_out += len(frames) * len(frames[0])
+                audio_out = self.app.audio_out
+                for frame in frames:
+                    audio_out(frame)
             for mark in marks:
                 self.app.mark_reached(mark)
             self._polls += 1
             if frames and self._polls % 25 == 0:  # a lead sample every ~0.5 s of playout, not per frame
                 self.telemetry.playout_lead.record(playout.lead_ms)
-            await self._wake_pacer.sleep_until(playout.next_wakeup(time.monotonic()))
+        except Exception:
+            self._fail("playout")
+            return
+        due = playout.next_wakeup(time.monotonic())
+        if due is not None:
+            self._schedule_pacer(due)
 
 
 class Wakeup:
-    """An Event-like flag whose `sleep_until` also ends at a deadline, without a task per wait.
-
-    The pacer sleeps once per audio frame, so asyncio.wait_for (a task each time) is too costly here.
-    """
+    """An Event-like flag whose `sleep_until` also ends at a deadline, without a task per wait."""
 
     __slots__ = ("_flag", "_waiter")
 

@@ -1,0 +1,216 @@
+"""The per-frame paths that run as loop callbacks: caller audio taken from the socket parser, the pacer.
+
+The server runs in-process with a recording `CallApp` (the plug point the broker link implements), over
+real WebSocket connections, so what the callbacks do is observed exactly: order, counts and failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from bridge.audio.playout import MarkReached
+from bridge.auth import Principal
+from bridge.config import load_settings
+from bridge.protocol.session import InitializeRequested, VoiceEvent
+from bridge.server.app import BridgeServer
+from bridge.server.call import Call, CallSummary
+from bridge.server.connection import BridgeConnection
+from bridge.service import build_authenticator
+from bridge.tools.voicepeer import VoicePeer
+
+FRAME = 320  # 20 ms of L16/8000
+
+
+@dataclass
+class RecordingApp:
+    fail_in: str | None = None  # "audio_in", "audio_out" or "mark_reached": raise there
+    seen: list[tuple[str, object]] = field(default_factory=list)
+    played: list[bytes] = field(default_factory=list)
+    call: Call | None = None
+    summary: CallSummary | None = None
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def start(self, call: Call, init: InitializeRequested) -> None:
+        self.call = call
+
+    def voice_event(self, event: VoiceEvent) -> None:
+        self.seen.append(("event", event.name))
+
+    def audio_in(self, data: bytes) -> None:
+        if self.fail_in == "audio_in":
+            raise RuntimeError("boom")
+        self.seen.append(("audio", data))
+
+    def mark_reached(self, mark: MarkReached) -> None:
+        if self.fail_in == "mark_reached":
+            raise RuntimeError("boom")
+        self.seen.append(("mark", mark.name))
+
+    def audio_out(self, frame: bytes) -> None:
+        if self.fail_in == "audio_out":
+            raise RuntimeError("boom")
+        self.played.append(frame)
+
+    async def end(self, summary: CallSummary) -> None:
+        self.summary = summary
+        self.ended.set()
+
+
+@dataclass
+class Harness:
+    server: BridgeServer
+    apps: list[RecordingApp]
+    next_failure: list[str | None]
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.server.port}/"
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    settings = load_settings(host="127.0.0.1", port=0, playout_lead_ms=100)
+    apps: list[RecordingApp] = []
+    failures: list[str | None] = []
+
+    def factory(_: Principal) -> RecordingApp:
+        app = RecordingApp(fail_in=failures.pop(0) if failures else None)
+        apps.append(app)
+        return app
+
+    server = BridgeServer(settings, build_authenticator(settings), factory)
+    await server.start()
+    yield Harness(server, apps, failures)
+    await server.close()
+
+
+def connection_of(harness: Harness, app: RecordingApp) -> BridgeConnection:
+    assert app.call is not None and isinstance(app.call.ws, BridgeConnection)
+    return app.call.ws
+
+
+async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+async def test_caller_audio_keeps_its_order_with_control_messages_on_both_paths(harness: Harness) -> None:
+    async with VoicePeer(harness.url, session_id="order") as voice:
+        await voice.initialize()
+        app = harness.apps[0]
+        assert voice.ws is not None
+        sent: list[tuple[str, object]] = []
+        # Bursts: frames arriving together find the reader busy with a text message and go through the
+        # queue; frames arriving alone are taken from the parser. Both must keep the order on the wire.
+        for burst in range(20):
+            for i in range(5):
+                frame = bytes([burst, i]) * (FRAME // 2)
+                await voice.ws.send(frame)
+                sent.append(("audio", frame))
+            await voice.dtmf(str(burst % 10))
+            sent.append(("event", "dtmf"))
+            if burst % 4 == 0:
+                await asyncio.sleep(0.03)  # let the reader go idle: the next frames take the fast path
+        await voice.hangup()
+        await asyncio.wait_for(app.ended.wait(), 5)
+    received = [
+        item
+        for item in app.seen
+        if item[0] in ("audio", "event") and item[1] not in ("session.updated", "call.hangup")
+    ]
+    assert received == sent
+    connection = connection_of(harness, app)
+    assert 0 < connection.binary_taken <= 100
+    assert app.summary is not None and app.summary.stats.frames_in == 100
+    assert app.summary.stats.bytes_in == 100 * FRAME
+
+
+async def test_audio_before_the_session_is_open_is_left_to_the_reader(harness: Harness) -> None:
+    async with VoicePeer(harness.url, session_id="early") as voice:
+        assert voice.ws is not None
+        await voice.ws.send(b"\x00" * FRAME)  # before session.initialize: dropped and counted
+        await voice.initialize()
+        await voice.send_audio(b"\x01" * FRAME)
+        await voice.hangup()
+        app = harness.apps[0]
+        await asyncio.wait_for(app.ended.wait(), 5)
+    assert app.seen.count(("audio", b"\x01" * FRAME)) == 1
+    assert app.summary is not None and app.summary.protocol.early_binary_frames == 1
+    assert app.summary.stats.frames_in == 1
+
+
+async def test_the_pacer_plays_exact_frames_at_real_time_with_marks_in_place(harness: Harness) -> None:
+    async with VoicePeer(harness.url, session_id="pace") as voice:
+        await voice.initialize()
+        app = harness.apps[0]
+        call = app.call
+        assert call is not None
+        audio = bytes(range(256)) * 25  # 6400 bytes = 400 ms = 20 frames
+        started = time.monotonic()
+        call.enqueue_audio(audio)
+        call.add_mark("end-of-prompt")
+        await until(lambda: ("mark", "end-of-prompt") in app.seen)
+        marked = time.monotonic() - started
+        await until(lambda: len(voice.played.frames) == 20)
+        await voice.hangup()
+    assert voice.played.audio == audio
+    assert all(len(frame) == FRAME for frame in voice.played.frames)
+    assert app.played == voice.played.frames  # the .out mirror saw exactly what the voice got
+    # 100 ms of lead: 400 ms of audio is all sent after ~300 ms; the mark fires when it has played.
+    span = voice.played.times[-1] - voice.played.times[0]
+    assert 0.22 <= span <= 0.45, span
+    assert 0.36 <= marked <= 0.6, marked
+
+
+async def test_the_pacer_holds_audio_while_the_voice_does_not_read(harness: Harness) -> None:
+    async with VoicePeer(harness.url, session_id="stuck") as voice:
+        await voice.initialize()
+        app = harness.apps[0]
+        call = app.call
+        assert call is not None and voice.ws is not None
+        voice.ws.transport.pause_reading()  # the voice stops reading; TCP buffers fill, then ours
+        call.enqueue_audio(b"\x02" * (8000 * 2 * 40))  # 40 s of audio, played at 100 ms lead
+        await asyncio.sleep(1.5)
+        playout = call.playout
+        assert playout is not None
+        unsent = call.ws.transport.get_write_buffer_size()
+        # Over 1.5 s, real-time pacing alone would have sent 1.6 s; kernel buffers take some of it, but
+        # what websockets holds stays near the hold limit and the rest waits in the playout buffer.
+        assert unsent <= 64 * 1024, unsent
+        assert playout.queued_ms > 30_000
+        voice.ws.transport.resume_reading()
+        await voice.hangup()
+
+
+@pytest.mark.parametrize("where", ["audio_in", "audio_out", "mark_reached"])
+async def test_a_failing_callback_ends_only_its_own_call(harness: Harness, where: str) -> None:
+    harness.next_failure.append(where)
+    async with (
+        VoicePeer(harness.url, session_id="failing") as failing,
+        VoicePeer(harness.url, session_id="bystander") as bystander,
+    ):
+        await failing.initialize()
+        await bystander.initialize()
+        bad, good = harness.apps
+        assert bad.call is not None and good.call is not None
+        if where == "audio_in":
+            await failing.send_audio(b"\x00" * FRAME)
+        else:
+            bad.call.enqueue_audio(b"\x00" * FRAME * 2)
+            bad.call.add_mark("m")
+        assert await failing.wait_closed() == 1011
+        await asyncio.wait_for(bad.ended.wait(), 5)
+        assert bad.summary is not None and bad.summary.reason == "error"
+        # The other call is untouched: audio both ways and requests still work.
+        await bystander.send_audio(b"\x03" * FRAME)
+        good.call.enqueue_audio(b"\x04" * FRAME)
+        assert (await bystander.request("ping", {"t0": 1700000000000})).ok
+        await until(lambda: ("audio", b"\x03" * FRAME) in good.seen and len(bystander.played.frames) == 1)
+        await bystander.hangup()
