@@ -1,7 +1,10 @@
 """Ordered, confirmed publishing that survives broker blips.
 
 Messages go out in the order they were submitted with up to `window` unconfirmed at a time: confirms
-are pipelined continuously, never awaited one by one or batch by batch. When the connection drops, the
+are pipelined continuously, never awaited one by one or batch by batch. In the steady state (channel
+open, nothing failed) both submitting and settling run inline, in the caller and in the confirm's
+callback: the publisher's task sleeps and costs no wake-up per message; it takes over to connect and to
+recover. When the connection drops, the
 unconfirmed tail is kept and published again, in order, once the robust connection is back; so a
 restart loses nothing that was still held here, at the price of possible duplicates (consumers dedupe
 by `seq`). What is held is bounded by the caller (per-session audio backlog) — this class never drops.
@@ -55,6 +58,8 @@ class ConfirmingPublisher:
         self._inflight: deque[tuple[Outgoing, asyncio.Future[Any]]] = deque()
         self._wake = asyncio.Event()
         self._channel: AbstractChannel | None = None
+        self._live: aiormq.abc.AbstractChannel | None = None  # the underlay last published on
+        self._parked = False  # the task sleeps with nothing to recover: inline publishing is safe
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
@@ -77,14 +82,38 @@ class ConfirmingPublisher:
     def submit(self, item: Outgoing) -> None:
         self._queue.append(item)
         self._idle.clear()
-        self._wake.set()
+        if self._parked:
+            self._pump()
+        else:
+            self._wake.set()
 
     async def _underlay(self) -> aiormq.abc.AbstractChannel:
         if self._channel is None:
             self._channel = await self._channel_factory()
-        return await self._channel.get_underlay_channel()
+        self._live = await self._channel.get_underlay_channel()
+        return self._live
 
     def _on_settled(self, _: asyncio.Future[Any]) -> None:
+        if not self._parked:
+            self._wake.set()
+        elif not self._reap():
+            self._hand_over()  # the oldest publish failed: the task recovers, in order
+        else:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Inline publishing while parked; anything unusual goes back to the task."""
+        if self._queue:
+            live = self._live
+            if live is None or live.is_closed:
+                self._hand_over()
+                return
+            self._start_publishes(live)
+        if not self._queue and not self._inflight:
+            self._idle.set()
+
+    def _hand_over(self) -> None:
+        self._parked = False
         self._wake.set()
 
     async def _run(self) -> None:
@@ -103,7 +132,11 @@ class ConfirmingPublisher:
             if not self._queue and not self._inflight:
                 self._idle.set()
             if not self._wake.is_set():
-                await self._wake.wait()
+                self._parked = True
+                try:
+                    await self._wake.wait()
+                finally:
+                    self._parked = False
 
     def _start_publishes(self, channel: aiormq.abc.AbstractChannel) -> None:
         # Each publish is its own task only so its confirm can be awaited; aiormq frames them in call order.
