@@ -210,7 +210,8 @@ class Call:
 
     def _fail(self, where: str) -> None:
         """A bug in a callback path: end this call like a failing reader would, never the process."""
-        log.exception("call failed (%s)", where)
+        init = self.session.init_params
+        log.exception("call %s failed (%s)", init.call.session_id if init else "-", where)
         if isinstance(self.ws, BridgeConnection):
             self.ws.binary_sink = None
         self._stop_pacer()
@@ -424,9 +425,21 @@ class Call:
             await self._wake_timer.sleep_until(min(deadlines) if deadlines else None)
 
     def _reschedule_pacer(self, playout: Playout) -> None:
-        """After new audio or a mark: make sure the pacer runs by the playout's next deadline."""
-        due = playout.next_wakeup(time.monotonic())
-        if due is not None:
+        """After new audio or a mark: make sure the pacer runs by the playout's next deadline.
+
+        Something due already (new audio after silence, a mark at the end of what has played) is sent
+        right here rather than one loop iteration later: the first frame of a reply goes out at once.
+        """
+        now = time.monotonic()
+        due = playout.next_wakeup(now)
+        if due is None or not self._pacing:
+            return
+        if due <= now:
+            if self._pace_handle is not None:
+                self._pace_handle.cancel()
+                self._pace_handle = None
+            self._pace()
+        else:
             self._schedule_pacer(due)
 
     def _schedule_pacer(self, due: float) -> None:

@@ -155,6 +155,7 @@ async def test_the_pacer_plays_exact_frames_at_real_time_with_marks_in_place(har
         audio = bytes(range(256)) * 25  # 6400 bytes = 400 ms = 20 frames
         started = time.monotonic()
         call.enqueue_audio(audio)
+        assert call.stats.frames_out == 5  # the 100 ms lead went out at once, before enqueue returned
         call.add_mark("end-of-prompt")
         await until(lambda: ("mark", "end-of-prompt") in app.seen)
         marked = time.monotonic() - started
@@ -203,8 +204,9 @@ async def test_a_failing_callback_ends_only_its_own_call(harness: Harness, where
         if where == "audio_in":
             await failing.send_audio(b"\x00" * FRAME)
         else:
-            bad.call.enqueue_audio(b"\x00" * FRAME * 2)
-            bad.call.add_mark("m")
+            bad.call.enqueue_audio(b"\x00" * FRAME * 2)  # audio_out fails right here, at the first frame
+            if where == "mark_reached":
+                bad.call.add_mark("m")
         assert await failing.wait_closed() == 1011
         await asyncio.wait_for(bad.ended.wait(), 5)
         assert bad.summary is not None and bad.summary.reason == "error"
