@@ -41,6 +41,7 @@ class Point:
     calls: int
     chunk_ms: int
     duration_s: float
+    repeat: int = 0
     cpu_ms_per_call_s: float = 0.0
     agent_ms_per_call_s: float = 0.0
     broker_ms_per_call_s: float = 0.0
@@ -298,27 +299,50 @@ def machine() -> str:
     return f"{os.cpu_count()} vCPU ({model}), {mem} GiB RAM, {platform.system()} {platform.release()}"
 
 
-def table(points: list[Point]) -> str:
-    floors = {(p.calls, p.chunk_ms): p for p in points if p.mode == "floor"}
-    rows = [
-        "| N | chunk | floor ms/call-s | bridge ms/call-s | **ratio** | bridge KiB/call "
-        "| upstream p50/p99/max ms | downstream p50/p99 ms | barge-in p50/p99 ms | loss/dup/reorder "
-        "| gen lag p99 ms | agent / broker ms/call-s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+def pairs(points: list[Point]) -> list[tuple[Point, Point]]:
+    """(floor, bridge) measured back to back: same N, chunk and repeat."""
+    floors = {(p.calls, p.chunk_ms, p.repeat): p for p in points if p.mode == "floor"}
+    return [
+        (floors[(p.calls, p.chunk_ms, p.repeat)], p)
+        for p in points
+        if p.mode == "bridge" and (p.calls, p.chunk_ms, p.repeat) in floors
     ]
-    for p in points:
-        if p.mode != "bridge":
-            continue
-        f = floors.get((p.calls, p.chunk_ms))
-        ratio = p.cpu_ms_per_call_s / f.cpu_ms_per_call_s if f and f.cpu_ms_per_call_s else float("nan")
+
+
+def ratio(floor: Point, bridge: Point) -> float:
+    return bridge.cpu_ms_per_call_s / floor.cpu_ms_per_call_s if floor.cpu_ms_per_call_s else float("nan")
+
+
+def representative(points: list[Point]) -> list[tuple[Point, Point, list[float]]]:
+    """Per (N, chunk): the repeat with the median ratio, and all the repeats' ratios (sorted)."""
+    groups: dict[tuple[int, int], list[tuple[Point, Point]]] = {}
+    for floor, bridge in pairs(points):
+        groups.setdefault((bridge.calls, bridge.chunk_ms), []).append((floor, bridge))
+    chosen = []
+    for runs in groups.values():
+        runs.sort(key=lambda fb: ratio(*fb))
+        floor, bridge = runs[(len(runs) - 1) // 2]
+        chosen.append((floor, bridge, [ratio(f, b) for f, b in runs]))
+    return chosen
+
+
+def table(points: list[Point]) -> str:
+    rows = [
+        "| N | chunk | floor ms/call-s | bridge ms/call-s | **ratio** (repeats) | bridge KiB/call "
+        "| upstream p50/p99/max ms | p99 over floor ms | downstream p50/p99 ms | barge-in p50/p99 ms "
+        "| loss/dup/reorder | gen lag p99 ms | agent / broker ms/call-s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f, p, ratios in representative(points):
         u, d, b = p.upstream_ms, p.downstream_ms, p.barge_in_ms
         loss = f"{p.lost_up + p.lost_down}/{p.dup_up + p.dup_down}/{p.reordered_down}"
         if p.errors:
             loss += f" ({len(p.errors)} errors)"
+        spread = f" ({'/'.join(f'{r:.2f}' for r in ratios)})" if len(ratios) > 1 else ""
         rows.append(
-            f"| {p.calls} | {p.chunk_ms} ms | {f.cpu_ms_per_call_s if f else '-'} | {p.cpu_ms_per_call_s} | "
-            f"**{ratio:.2f}** | {p.rss_kib_per_call} | {u['p50']}/{u['p99']}/{u['max']} | "
-            f"{d['p50']}/{d['p99']} | "
+            f"| {p.calls} | {p.chunk_ms} ms | {f.cpu_ms_per_call_s} | {p.cpu_ms_per_call_s} | "
+            f"**{ratio(f, p):.2f}**{spread} | {p.rss_kib_per_call} | {u['p50']}/{u['p99']}/{u['max']} | "
+            f"{u['p99'] - f.upstream_ms['p99']:+.1f} | {d['p50']}/{d['p99']} | "
             f"{b['p50']}/{b['p99']} | {loss} | {p.gen_lag_ms.get('p99')} | {p.agent_ms_per_call_s} / "
             f"{p.broker_ms_per_call_s} |"
         )
@@ -331,14 +355,13 @@ def floor_table(points: list[Point]) -> str:
         "floor loss/dup/reorder | floor KiB/call | gen lag p99 ms |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for p in points:
-        if p.mode == "floor":
-            u, d = p.upstream_ms, p.downstream_ms
-            rows.append(
-                f"| {p.calls} | {p.chunk_ms} ms | {u['p50']}/{u['p99']} | {d['p50']}/{d['p99']} | "
-                f"{p.barge_in_ms['p99']} | {p.lost_up + p.lost_down}/{p.dup_up + p.dup_down}/"
-                f"{p.reordered_down} | {p.rss_kib_per_call} | {p.gen_lag_ms.get('p99')} |"
-            )
+    for p, _, _ in representative(points):
+        u, d = p.upstream_ms, p.downstream_ms
+        rows.append(
+            f"| {p.calls} | {p.chunk_ms} ms | {u['p50']}/{u['p99']} | {d['p50']}/{d['p99']} | "
+            f"{p.barge_in_ms['p99']} | {p.lost_up + p.lost_down}/{p.dup_up + p.dup_down}/"
+            f"{p.reordered_down} | {p.rss_kib_per_call} | {p.gen_lag_ms.get('p99')} |"
+        )
     return "\n".join(rows)
 
 
@@ -356,15 +379,19 @@ def main() -> None:
         default="auto",
         help="event loop of both servers (auto: uvloop when installed, like the bridge)",
     )
+    parser.add_argument(
+        "--repeat", type=int, help="floor/bridge pairs per point; the table shows the median ratio"
+    )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     args = parser.parse_args()
     full = args.full
     curve = (
         [int(n) for n in args.calls.split(",")]
         if args.calls
-        else ([10, 50, 100, 150, 200] if full else [10, 40])
+        else ([10, 25, 50, 75, 100, 150] if full else [10, 40])
     )
-    duration = args.duration or (20.0 if full else 8.0)
+    duration = args.duration or (12.0 if full else 8.0)
+    repeats = args.repeat or (3 if full else 1)
     plan = [(n, args.chunk_ms) for n in curve]
     if full:
         plan += [(10, 20), (20, 20)]  # the chunk-size trade-off
@@ -372,11 +399,12 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for calls, chunk in plan:
-            for m in ("floor", "bridge"):
+            for repeat, m in itertools.product(range(repeats), ("floor", "bridge")):
                 point = run_point(m, calls, duration, chunk, Path(tmp), loop=args.loop)
+                point.repeat = repeat
                 points.append(point)
                 print(
-                    f"{m:6} N={calls:<4} chunk={chunk}ms cpu={point.cpu_ms_per_call_s} ms/call-s "
+                    f"{m:6} N={calls:<4} chunk={chunk}ms #{repeat} cpu={point.cpu_ms_per_call_s} ms/call-s "
                     f"up p99={point.upstream_ms['p99']} down p99={point.downstream_ms['p99']} "
                     f"barge p99={point.barge_in_ms['p99']} loss={point.lost_up + point.lost_down} "
                     f"gen p99={point.gen_lag_ms.get('p99')} errors={len(point.errors)}",
