@@ -216,3 +216,18 @@ async def test_a_failing_callback_ends_only_its_own_call(harness: Harness, where
         assert (await bystander.request("ping", {"t0": 1700000000000})).ok
         await until(lambda: ("audio", b"\x03" * FRAME) in good.seen and len(bystander.played.frames) == 1)
         await bystander.hangup()
+
+
+async def test_fragmented_audio_goes_through_the_reader_whole_and_in_order(harness: Harness) -> None:
+    async with VoicePeer(harness.url, session_id="fragments") as voice:
+        await voice.initialize()
+        app = harness.apps[0]
+        assert voice.ws is not None
+        first, second, third = b"\x01" * FRAME, b"\x02" * FRAME, b"\x03" * FRAME
+        await voice.send_audio(first)
+        await voice.ws.send([second[:100], second[100:]])  # one message in two frames
+        await voice.send_audio(third)
+        await voice.hangup()
+        await asyncio.wait_for(app.ended.wait(), 5)
+    assert [data for kind, data in app.seen if kind == "audio"] == [first, second, third]
+    assert app.summary is not None and app.summary.stats.frames_in == 3
