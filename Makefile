@@ -5,13 +5,14 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 TOOLS     := .tools/bin
 HELM      := $(TOOLS)/helm
+ASYNCAPI_SCHEMA := .tools/asyncapi/3.0.0.json
 HOST      ?= 127.0.0.1
 PORT      ?= 8080
 PYTEST_ARGS ?=
 
 export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv run test check lint typecheck unit helm-tool node-agent rabbitmq demo bench bench-full clean
+.PHONY: help venv run test check lint typecheck unit helm-tool asyncapi-schema node-agent rabbitmq demo bench bench-full clean
 
 help:
 	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
@@ -41,6 +42,12 @@ $(HELM):
 
 helm-tool: $(HELM)
 
+# The official AsyncAPI 3.0.0 meta-schema, to validate schemas/asyncapi.yaml (npm: @asyncapi/specs).
+$(ASYNCAPI_SCHEMA):
+	scripts/fetch-asyncapi-schema.sh $(ASYNCAPI_SCHEMA)
+
+asyncapi-schema: $(ASYNCAPI_SCHEMA)
+
 # The Node.js consumer example (and its test) needs its npm packages, pinned by the lockfile.
 NODE_AGENT := examples/node-agent
 NODE_STAMP := $(NODE_AGENT)/node_modules/.installed
@@ -60,10 +67,10 @@ typecheck: venv
 
 check: lint typecheck
 
-unit: venv
+unit: venv $(ASYNCAPI_SCHEMA)
 	$(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
-test: check rabbitmq $(HELM) $(NODE_STAMP)
+test: check rabbitmq $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv rabbitmq

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 import msgpack
 import pytest
 import yaml
-from jsonschema import Draft202012Validator, ValidationError
+from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
 from bridge.schemas import SCHEMA_DIR, BodyKind, jsonable, schema_name_for, validate_body
@@ -514,6 +515,25 @@ def _resolve(ref: str) -> Any:
     path = SCHEMA_DIR / target
     assert path.is_file(), ref
     return _pointer(_load(path), fragment)
+
+
+def _official_asyncapi_schema() -> dict[str, Any]:
+    """The AsyncAPI 3.0.0 meta-schema `make test` fetches (scripts/fetch-asyncapi-schema.sh)."""
+    path = Path(os.environ.get("ASYNCAPI_SCHEMA", REPO / ".tools" / "asyncapi" / "3.0.0.json"))
+    if not path.is_file():
+        pytest.fail(f"{path} missing: run `make asyncapi-schema` (make test and make unit do it)")
+    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_asyncapi_document_is_valid_against_the_official_3_0_0_schema() -> None:
+    validator = Draft7Validator(_official_asyncapi_schema())
+    errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(ASYNCAPI)]
+    assert errors == []
+    # ... and the meta-schema does catch a broken document (a channel address must be a string).
+    broken = copy.deepcopy(ASYNCAPI)
+    next(iter(broken["channels"].values()))["address"] = 5
+    assert not validator.is_valid(broken)
 
 
 def test_asyncapi_is_version_3_with_both_servers() -> None:
