@@ -320,7 +320,8 @@ class ApplicationSession:
         Before the voice is ready (between our initialize answer and its session.updated) the request
         waits here, because voices answer 500 `session not initialized` in that window.
         """
-        if method == "session.initialize" or method not in OPERATIONS:
+        spec = OPERATIONS.get(method)
+        if spec is None or spec.handled_by == "application":  # initialize, terminate: the voice's to send
             raise SessionStateError(400, f"{method!r} is not an application-to-voice operation")
         if self.state in (State.CLOSING, State.CLOSED):
             raise SessionStateError(409, f"session is {self.state.value}")
@@ -328,7 +329,7 @@ class ApplicationSession:
             raise SessionStateError(409, "session is not initialized yet")
         payload = catalog.decode_params(method, params)  # raises PayloadError -> caller answers 400
         request_id = new_request_id()
-        text = encode_frame(Request(request_id, method, payload.to_wire()))
+        text = _encode_outgoing(Request(request_id, method, payload.to_wire()))
         pending = _Pending(method, now + self.config.request_timeout_s, text)
         self._pending[request_id] = pending
         self.counters.requests_out += 1
@@ -343,8 +344,9 @@ class ApplicationSession:
         if self.state not in (State.INITIALIZED, State.READY):
             raise SessionStateError(409, f"session is {self.state.value}")
         payload = catalog.decode_event_data(name, data)
+        text = _encode_outgoing(Event(new_request_id(), name, payload.to_wire()))
         self.counters.events_out += 1
-        return [SendText(encode_frame(Event(new_request_id(), name, payload.to_wire())))]
+        return [SendText(text)]
 
     def close(
         self, code: int, reason: str, end_reason: EndReason, detail: str = "", delay_ms: int = 0
@@ -537,3 +539,11 @@ class ApplicationSession:
         if self._end_reason is None:
             self._end_reason = reason
             self._end_detail = detail
+
+
+def _encode_outgoing(frame: Request | Event) -> str:
+    """Encode what the application asked us to send; values JSON cannot carry exactly are its error."""
+    try:
+        return encode_frame(frame)
+    except EnvelopeError as exc:  # e.g. msgpack bytes, or integers beyond what JSON peers read exactly
+        raise PayloadError(str(exc)) from None

@@ -79,6 +79,8 @@ class VoicePeer:
     variables: dict[str, Any] = field(default_factory=dict)
     playback_rate_bytes_per_s: int = 16000
     respond: bool = True
+    #: Methods answered with this (code, message) error instead, like a voice that cannot do them now.
+    fail: dict[str, tuple[int, str]] = field(default_factory=dict)
     close_after_terminal: bool = True
     legacy_terminate_after_terminal: bool = False
     observer: Observer | None = None
@@ -290,7 +292,9 @@ class VoicePeer:
         error: ErrorObject | None = None
         terminal = False
         method = request.method
-        if method == "audio.buffer.clear":
+        if method in self.fail:
+            error = ErrorObject(*self.fail[method])
+        elif method == "audio.buffer.clear":
             result = {"len": self.buffered_bytes()}
             self._buffered_until = 0.0
         elif method == "ping":

@@ -64,6 +64,10 @@ def init_params(session_id: str) -> dict[str, Any]:
     }
 
 
+# Operations only the voice sends; the application role never does (docs/consumers.md).
+VOICE_ONLY_METHODS = frozenset({"session.initialize", "session.terminate"})
+
+
 class ScenarioPlayer:
     def __init__(self, ws: ClientConnection, agent: Agent, session_id: str) -> None:
         self.ws = ws
@@ -72,6 +76,7 @@ class ScenarioPlayer:
         self.bound: dict[str, str] = {}
         self.offered: list[dict[str, Any]] = []
         self.commands: dict[str, asyncio.Task[dict[str, Any] | None]] = {}
+        self.refused: set[str] = set()
 
     async def initialize(self, request_id: str, params: dict[str, Any]) -> None:
         self.offered = params["audio_codec_offerings"]
@@ -100,6 +105,8 @@ class ScenarioPlayer:
             event = await self.agent.wait_event(step["event"], self.session_id)
             assert event.body["data"] == step["data"]  # voice payloads pass through unchanged
         else:  # a voice response to an application request: answer it, then check the consumer's reply
+            if step["response"] in self.refused:
+                return  # the bridge refused that request itself: there is nothing for the voice to answer
             request_id = self.bound[step["response"]]
             if "error" in step:
                 err = step["error"]
@@ -140,6 +147,15 @@ class ScenarioPlayer:
             body = {"type": "event", "event": step["event"], "data": step["data"]}
         else:
             body = {"type": "request", "method": step["method"], "params": step["params"]}
+        if kind == "request" and step["method"] in VOICE_ONLY_METHODS:
+            # The vector checks that a voice rejects the reverse direction. The bridge never sends it:
+            # a consumer asking for it gets 400 from the bridge, and nothing reaches the voice.
+            reply = await self.agent.command(self.session_id, body)
+            assert reply is not None and reply["ok"] is False and reply["error"]["code"] == 400, reply
+            with pytest.raises(TimeoutError):
+                await next_text(self.ws, timeout=0.3)
+            self.refused.add(step["id"])
+            return
         self.commands[step["id"]] = asyncio.create_task(self.agent.command(self.session_id, body))
         frame = decode_frame(await next_text(self.ws))
         if kind == "event":

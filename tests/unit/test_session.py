@@ -285,7 +285,7 @@ def test_request_results_errors_and_invalid_results_settle_the_request() -> None
     rid, _ = session.send_request("recording.start", {"tags": ["a"]}, 0.0)
     [ok] = of(session.receive_text(encode_frame(Response(rid, result={"id": "rec-1"})), 0.0), RequestSettled)
     assert (ok.ok, ok.result) == (True, {"id": "rec-1"})
-    rid, _ = session.send_request("session.terminate", {"reason": "completed"}, 0.0)
+    rid, _ = session.send_request("session.get", {"keys": ["x"]}, 0.0)
     from bridge.protocol.envelope import ErrorObject
 
     reply = Response(rid, error=ErrorObject(501, REVERSE_TERMINATE_MESSAGE))
@@ -303,10 +303,15 @@ def test_outbound_params_are_validated_strictly() -> None:
     session = ready_session()
     with pytest.raises(PayloadError, match="reason must contain at least 1"):
         session.send_request("call.hangup", {"reason": ""}, 0.0)
-    with pytest.raises(SessionStateError):
-        session.send_request("session.initialize", {}, 0.0)
-    with pytest.raises(SessionStateError):
-        session.send_request("no.such.method", {}, 0.0)
+    for voice_only in ("session.initialize", "session.terminate", "no.such.method"):
+        with pytest.raises(SessionStateError) as refused:
+            session.send_request(voice_only, {"reason": "completed"}, 0.0)
+        assert refused.value.code == 400
+    # Values JSON cannot carry exactly are the caller's error, before anything is sent.
+    for data in ({"blob": b"\x00"}, {"big": 2**60}):
+        with pytest.raises(PayloadError):
+            session.send_request("session.set", {"data": data}, 0.0)
+    assert session.counters.requests_out == 0
 
 
 def test_unanswered_requests_time_out() -> None:
