@@ -38,6 +38,9 @@ log = logging.getLogger("bridge.link")
 # until the broker reaps it. Keep trying this long before ending the call as "ownership lost".
 RECLAIM_GRACE_S = 3.0
 RECLAIM_RETRY_S = 0.25
+# Voice events that arrive while the call is being set up (before session.started is submitted) wait;
+# a voice has no reason to send many then, so beyond this they are dropped rather than held.
+EARLY_EVENTS_MAX = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +102,7 @@ class SessionLink:
         self.commands_received = 0
         self.commands_rejected = 0
         self._reclaim: asyncio.Task[None] | None = None
+        self._early_events: list[VoiceEvent] = []
 
     # ---- CallApp: upstream ----------------------------------------------------------------------------
 
@@ -127,7 +131,11 @@ class SessionLink:
         if self.settings.mirror_out:
             self._out_chunker = Chunker(fmt, self.settings.chunk_ms)
         self._backlog_limit = fmt.bytes_for_ms(self.settings.audio_backlog_ms)
-        await self._claim_command_queue()
+        try:
+            await asyncio.wait_for(self._claim_command_queue(), self._left(deadline))
+        except TimeoutError:
+            await self._release()
+            raise CallRefused(503, "broker too slow: the command queue was not ready in time") from None
         t = self.broker.topology
         started = {
             "application": init.params.application.to_wire(),
@@ -146,9 +154,11 @@ class SessionLink:
         confirmed = self._publish_event("session.started", started, confirm=True)
         assert confirmed is not None
         self._announced = True  # from here on, consumers must also hear how the call ends
+        for event in self._early_events:  # what the voice said during set-up, right behind the start
+            self._publish_event(event.name, event.raw)
+        self._early_events.clear()
         try:
-            remaining = max(0.0, deadline - asyncio.get_running_loop().time())
-            await asyncio.wait_for(asyncio.shield(confirmed), remaining)
+            await asyncio.wait_for(asyncio.shield(confirmed), self._left(deadline))
         except (TimeoutError, Exception) as exc:
             # It cannot be withdrawn once on the wire (a blocked broker takes it later), so consumers
             # would see a call start that never ends: close it for them, in order, right behind it.
@@ -164,9 +174,16 @@ class SessionLink:
         self._started = True
         self.telemetry.sessions_started.add(1)
 
+    @staticmethod
+    def _left(deadline: float) -> float:
+        return max(0.0, deadline - asyncio.get_running_loop().time())
+
     def voice_event(self, event: VoiceEvent) -> None:
-        if self._started:
+        if self._started or self._announced:
+            # The control publisher keeps order: behind session.started even before it is confirmed.
             self._publish_event(event.name, event.raw)
+        elif len(self._early_events) < EARLY_EVENTS_MAX:
+            self._early_events.append(event)  # the call is being set up; published once it is announced
 
     def audio_in(self, data: bytes) -> None:
         if self._chunker is None:
@@ -522,7 +539,7 @@ class SessionLink:
             return
         if not isinstance(codec, dict):
             raise BadCommand(400, "codec must be a map", "audio")
-        for field in ("name", "sample_rate", "channels"):
+        for field in ("name", "sample_rate", "channels", "bit_depth", "endianness"):
             if field in codec and codec[field] != self.codec.get(field):
                 raise BadCommand(
                     400,

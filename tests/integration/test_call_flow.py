@@ -53,3 +53,28 @@ async def test_call_events_and_audio_reach_the_bus_in_order(bridge, agent: Agent
     assert [e.body["data"]["digit"] for e in agent.events if e.body["type"] == "dtmf"] == ["1", "2", "#"]
     assert ended.body["data"]["counters"]["bytes_in"] == len(pcm)
     await asyncio.sleep(0)
+
+
+async def test_events_the_voice_sends_during_set_up_follow_session_started(bridge, agent: Agent) -> None:
+    """A voice may send events before it has our initialize answer (a caller pressing keys at once)."""
+    async with VoicePeer(ws_url(bridge), session_id="eager") as voice:
+        initializing = asyncio.create_task(voice.initialize())
+        while not voice._pending:  # the initialize request is registered, then written in the same step
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        await voice.dtmf("1")
+        await voice.dtmf("2")
+        await initializing
+        await voice.hangup()
+    await agent.wait_event("session.ended", "eager")
+    assert agent.event_types("eager") == [
+        "session.started",
+        "dtmf",
+        "dtmf",
+        "session.updated",
+        "call.hangup",
+        "session.ended",
+    ]
+    events = [r for r in agent.events if r.body["session_id"] == "eager"]
+    assert [r.body["seq"] for r in events] == list(range(len(events)))
+    assert [e.body["data"]["digit"] for e in events if e.body["type"] == "dtmf"] == ["1", "2"]

@@ -127,14 +127,11 @@ async def test_voice_errors_and_timeouts_become_error_replies(
 ) -> None:
     service = await bridge_factory(request_timeout_s=0.5)
     voice = await started_call(service, agent, "errs")
-    reply = await agent.command(
-        "errs", {"type": "request", "method": "session.terminate", "params": {"reason": "completed"}}
-    )
+    voice.fail["recording.stop"] = (404, "no such recording")
+    stop = {"type": "request", "method": "recording.stop", "params": {"id": "r-9"}}
+    reply = await agent.command("errs", stop)
     assert reply is not None and reply["ok"] is False
-    assert reply["error"] == {
-        "code": 501,
-        "message": "session.terminate is not supported. please use application.move or call.hangup instead",
-    }
+    assert reply["error"] == {"code": 404, "message": "no such recording"}
     voice.respond = False
     timeout = await agent.command(
         "errs", {"type": "request", "method": "session.get", "params": {"keys": []}}
@@ -185,8 +182,21 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
             },
             400,
         ),
+        (
+            {
+                "type": "audio",
+                "audio": b"\x00" * 320,
+                "codec": {"name": "L16", "sample_rate": 8000, "channels": 1, "bit_depth": 8},
+            },
+            400,
+        ),
         ({"type": "mark"}, 400),
         ({"no": "type"}, 400),
+        # the voice's own operations, and params JSON cannot carry (bytes, integers beyond 2^53)
+        ({"type": "request", "method": "session.terminate", "params": {"reason": "x"}}, 400),
+        ({"type": "request", "method": "session.initialize", "params": {}}, 400),
+        ({"type": "request", "method": "session.set", "params": {"data": {"blob": b"\x00"}}}, 400),
+        ({"type": "request", "method": "session.set", "params": {"data": {"big": 2**60}}}, 400),
     ]
     for body, code in cases:
         reply = await agent.command("bad", body)

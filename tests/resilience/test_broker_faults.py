@@ -155,6 +155,32 @@ async def test_broker_down_at_start_up_then_ready_when_it_returns(
 
 
 @pytest.mark.slow
+async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
+    bridge_factory: BridgeFactory, amqp_url: str, instance_id: str
+) -> None:
+    """The broker stops answering without closing anything (a network stall): every broker step of a
+    call's start shares the 1.5 s budget, so the voice hears 503 before its own 2 s timeout."""
+    url = aio_pika.connection.make_url(amqp_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672)
+    await proxy.start()
+    try:
+        service = await bridge_factory(amqp_url=str(url.with_port(proxy.port)), instance_id=instance_id)
+        assert service.broker.ready()
+        proxy.freeze()
+        voice = VoicePeer(ws_url(service), session_id="stalled")
+        await voice.connect()
+        asked = asyncio.get_running_loop().time()
+        with pytest.raises(RemoteError) as error:
+            await voice.initialize()
+        assert asyncio.get_running_loop().time() - asked < 2.0
+        assert error.value.code == 503 and "broker" in error.value.message
+        assert await voice.wait_closed() == 1011
+        proxy.thaw()
+    finally:
+        await proxy.stop()
+
+
+@pytest.mark.slow
 async def test_session_claimed_elsewhere_during_a_consumer_blip_ends_only_that_call(
     service: Service, agent: Agent, instance_id: str, prefix: str, amqp_url: str
 ) -> None:
