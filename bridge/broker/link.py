@@ -96,7 +96,7 @@ class SessionLink:
         self._announced = False
         self._backlog_bytes = 0
         self._backlog_limit = 0
-        self._gap: dict[str, int] = {}
+        self._gaps: dict[str, dict[str, Any]] = {}  # per direction, the gap not yet reported
         self.dropped_in_bytes = 0
         self.dropped_in_chunks = 0
         self.commands_received = 0
@@ -211,7 +211,7 @@ class SessionLink:
                     last = chunker.flush() if chunker is not None else None
                     if last is not None:
                         self._publish_audio(direction, last.seq, last.ts_ms, last.data)
-                self._report_gap()
+                self._report_gaps()
                 self._publish_event("session.ended", self._ended_data(summary))
             elif self._announced:
                 # The voice left while session.started awaited its confirm: close the story anyway.
@@ -283,16 +283,25 @@ class SessionLink:
     def _publish_audio(self, direction: str, seq: int, ts_ms: int, audio: bytes) -> None:
         if self._backlog_bytes + len(audio) > self._backlog_limit:
             # The broker is not keeping up (or away): drop this chunk, count it, report it as a gap.
-            self.dropped_in_bytes += len(audio)
-            self.dropped_in_chunks += 1
-            gap = self._gap
-            gap.setdefault("first_seq", seq)
+            if direction == "in":
+                self.dropped_in_bytes += len(audio)
+                self.dropped_in_chunks += 1
+            gap = self._gaps.get(direction)
+            if gap is None:
+                # Why the gap began: decided now; by the time it is reported the broker may be back.
+                away = not self.broker.ready() or self.broker.blocked
+                gap = self._gaps[direction] = {
+                    "reason": "broker_unavailable" if away else "buffer_overflow",
+                    "first_seq": seq,
+                    "dropped_chunks": 0,
+                    "dropped_bytes": 0,
+                }
             gap["last_seq"] = seq
-            gap["dropped_chunks"] = gap.get("dropped_chunks", 0) + 1
-            gap["dropped_bytes"] = gap.get("dropped_bytes", 0) + len(audio)
+            gap["dropped_chunks"] += 1
+            gap["dropped_bytes"] += len(audio)
             return
-        if self._gap and direction == "in":
-            self._report_gap()
+        if direction in self._gaps:
+            self._report_gap(direction)
         self._backlog_bytes += len(audio)
         body = messages.pack(messages.audio_body(self.session_id, direction, seq, ts_ms, self.codec, audio))
         props = messages.properties(body_type="audio", headers=self._audio_headers)
@@ -307,17 +316,21 @@ class SessionLink:
             Outgoing(self.broker.topology.audio, f"{self.key}.{direction}", body, props, on_sent=sent)
         )
 
-    def _report_gap(self) -> None:
-        if not self._gap:
+    def _report_gaps(self) -> None:
+        for direction in list(self._gaps):
+            self._report_gap(direction)
+
+    def _report_gap(self, direction: str) -> None:
+        gap = self._gaps.pop(direction, None)
+        if gap is None:
             return
-        gap, self._gap = self._gap, {}
         assert self._fmt is not None
         bytes_per_ms = self._fmt.bytes_for_ms(20) / 20
         self._publish_event(
             "audio.gap",
             {
-                "direction": "in",
-                "reason": "buffer_overflow" if self.broker.ready() else "broker_unavailable",
+                "direction": direction,
+                "reason": gap["reason"],
                 "dropped_chunks": gap["dropped_chunks"],
                 "dropped_bytes": gap["dropped_bytes"],
                 "dropped_ms": int(gap["dropped_bytes"] / bytes_per_ms),
