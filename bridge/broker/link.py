@@ -443,12 +443,15 @@ class SessionLink:
     async def _on_command(self, incoming: Incoming) -> None:
         self.commands_received += 1
         command_type = "unknown"
-        span = self._consumer_span(incoming)
+        # Control commands get a CONSUMER span; audio (ten a second per call) is covered by metrics, and
+        # gets a span only when it fails.
+        span: Span = trace.INVALID_SPAN
         error: str | None = None
         try:
             command = messages.decode_command(incoming.body, self.settings.max_command_bytes)
             command_type = command.type
-            span.set_attribute("rtvbp.command", command_type)
+            if command_type != "audio":
+                span = self._consumer_span(incoming, command_type)
             # Everything up to the first await runs in delivery order (audio, mark, the local part of clear).
             result = self._execute_now(command)
             if result is None:
@@ -458,18 +461,20 @@ class SessionLink:
             if isinstance(exc, BadCommand):
                 command_type = exc.command_type if command_type == "unknown" else command_type
             error = f"{exc.code} {exc}"
+            span = span if span.is_recording() else self._consumer_span(incoming, command_type)
             self._reject(incoming, command_type, exc.code, str(exc), span)
         except Exception as exc:
             log.exception("command failed")
             error = type(exc).__name__
+            span = span if span.is_recording() else self._consumer_span(incoming, command_type)
             self._reject(incoming, command_type, 500, f"internal error: {type(exc).__name__}", span)
         finally:
             self.telemetry.end(span, error)
 
-    def _consumer_span(self, incoming: Incoming) -> Span:
+    def _consumer_span(self, incoming: Incoming, command_type: str) -> Span:
         """Continues the consumer's trace when the command carries a traceparent; linked to the call."""
         if not self.telemetry.tracing:
-            return trace.INVALID_SPAN  # no SDK: a span per audio command would record nothing anyway
+            return trace.INVALID_SPAN  # no SDK: a span would record nothing anyway
         session_span = self.call.span if self.call else None
         parent_ctx = self.telemetry.extract_context(incoming.headers)
         if parent_ctx is None and session_span is not None:
@@ -478,6 +483,7 @@ class SessionLink:
         attributes = messaging_attributes(
             "process", self.broker.topology.commands, incoming.routing_key or "", incoming.message_id
         )
+        attributes["rtvbp.command"] = command_type
         return self.telemetry.tracer.start_span(
             f"process {self.broker.topology.commands}",
             context=parent_ctx,

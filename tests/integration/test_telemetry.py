@@ -20,7 +20,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from bridge.audio.signal import tone
 from bridge.config import load_settings
@@ -94,6 +94,10 @@ async def test_span_tree_of_a_call_and_trace_join_with_a_consumer(traced, agent:
         routing_key="traced",
     )
     await agent.wait_for(lambda: agent.replies.get("traced-ping"))
+    # audio commands: covered by metrics, no span ... unless one fails
+    for audio in (b"\x00" * 320, "not bytes"):
+        await exchange.publish(aio_pika.Message(msgpack.packb({"type": "audio", "audio": audio})), "traced")
+    await agent.wait_event("command.rejected", "traced")
     await voice.hangup()
     await voice.close()
     await agent.wait_event("session.ended", "traced")
@@ -113,7 +117,7 @@ async def test_span_tree_of_a_call_and_trace_join_with_a_consumer(traced, agent:
     publishes = by_name(spans, f"publish {prefix}.events")
     # one span per control message and none per audio chunk
     assert sorted(s.attributes["rtvbp.event"] for s in publishes if s.attributes) == sorted(
-        ["session.started", "session.updated", "dtmf", "call.hangup", "session.ended"]
+        ["session.started", "session.updated", "dtmf", "command.rejected", "call.hangup", "session.ended"]
     )
     assert all(s.kind is SpanKind.PRODUCER for s in publishes)
     assert all("traced" not in s.name for s in spans)  # no session ids in span names
@@ -121,7 +125,9 @@ async def test_span_tree_of_a_call_and_trace_join_with_a_consumer(traced, agent:
     assert publishes[0].attributes["messaging.system"] == "rabbitmq"
     # the command's span joins the consumer's trace; the voice request and the reply hang under it
     process = by_name(spans, f"process {prefix}.commands")
-    assert len(process) == 1 and format(process[0].context.trace_id, "032x") == AGENT_TRACE
+    assert [s.attributes["rtvbp.command"] for s in process if s.attributes] == ["request", "audio"]
+    assert process[1].status.status_code is StatusCode.ERROR  # the bad audio command
+    assert format(process[0].context.trace_id, "032x") == AGENT_TRACE
     assert process[0].links and process[0].links[0].context.span_id == root.context.span_id
     ping = by_name(spans, "rtvbp ping")
     assert ping[0].kind is SpanKind.CLIENT and ping[0].parent is not None
