@@ -111,8 +111,10 @@ itself refuses most of these at start-up too, but a failed render is seen before
 {{- $drain := int .Values.config.drainTimeoutSeconds }}
 {{- $preStop := int .Values.lifecycle.preStopSleepSeconds }}
 {{- $grace := int .Values.terminationGracePeriodSeconds }}
-{{- if le $grace (add $drain $preStop) }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must exceed config.drainTimeoutSeconds (%d) + lifecycle.preStopSleepSeconds (%d), or live calls are killed before they drain" $grace $drain $preStop) }}
+{{- /* After the drain timeout the bridge ends the calls left (up to 10 s), closes their sockets (5 s) and
+     flushes their session.ended to the broker (5 s): 20 s that must fit in the grace period too. */}}
+{{- if lt $grace (add $drain $preStop 20) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be at least config.drainTimeoutSeconds (%d) + lifecycle.preStopSleepSeconds (%d) + 20 s to end the remaining calls and publish their session.ended, or live calls are killed before they drain" $grace $drain $preStop) }}
 {{- end }}
 {{- if lt (int .Values.config.wsPingTimeoutSeconds) (int .Values.config.wsPingIntervalSeconds) }}
 {{- fail "config.wsPingTimeoutSeconds must be at least config.wsPingIntervalSeconds" }}
