@@ -14,6 +14,7 @@ import contextvars
 import importlib
 import logging
 import os
+import random
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,16 @@ from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 from opentelemetry.propagate import extract, inject
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    Tracer,
+)
 
 log = logging.getLogger("bridge.telemetry")
 
@@ -240,7 +250,19 @@ class Telemetry:
 
     def start_session_span(self, upgrade_headers: Mapping[str, str]) -> Span:
         parent = extract(dict(upgrade_headers))
-        return self.tracer.start_span(SESSION_SPAN, context=parent, kind=SpanKind.SERVER)
+        span = self.tracer.start_span(SESSION_SPAN, context=parent, kind=SpanKind.SERVER)
+        if span.get_span_context().is_valid:
+            return span
+        # No tracing SDK and no caller context: the call still gets a W3C trace id (not sampled), so every
+        # message carries a `traceparent` and consumers and logs can correlate on it (AMQP contract).
+        return NonRecordingSpan(
+            SpanContext(
+                trace_id=random.getrandbits(128) or 1,
+                span_id=random.getrandbits(64) or 1,
+                is_remote=False,
+                trace_flags=TraceFlags(TraceFlags.DEFAULT),
+            )
+        )
 
     @contextmanager
     def activate(self, span: Span) -> Iterator[None]:

@@ -78,3 +78,26 @@ async def test_events_the_voice_sends_during_set_up_follow_session_started(bridg
     events = [r for r in agent.events if r.body["session_id"] == "eager"]
     assert [r.body["seq"] for r in events] == list(range(len(events)))
     assert [e.body["data"]["digit"] for e in events if e.body["type"] == "dtmf"] == ["1", "2"]
+
+
+async def test_every_message_carries_a_traceparent_even_without_a_tracing_sdk(bridge, agent: Agent) -> None:
+    caller_trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    calls = {"tp-own": None, "tp-caller": {"traceparent": f"00-{caller_trace}-00f067aa0ba902b7-01"}}
+    for session, headers in calls.items():
+        async with VoicePeer(ws_url(bridge), session_id=session, headers=headers) as voice:
+            await voice.initialize()
+            await voice.send_audio(b"\x00" * 1600)  # one 100 ms chunk
+            await voice.dtmf("1")
+            await voice.hangup()
+        await agent.wait_event("session.ended", session)
+    trace_of: dict[str, set[str]] = {}
+    for received in agent.events + agent.audio:
+        version, trace_id, span_id, _flags = received.message.headers["traceparent"].split("-")
+        assert version == "00" and len(span_id) == 16 and int(trace_id, 16) and int(span_id, 16)
+        trace_of.setdefault(received.body["session_id"], set()).add(trace_id)
+    # one trace per call, on events and audio alike; a caller's trace is continued
+    assert all(len(ids) == 1 for ids in trace_of.values())
+    assert trace_of["tp-caller"] == {caller_trace}
+    assert trace_of["tp-own"] != trace_of["tp-caller"]
+    assert {"session.started", "dtmf", "session.ended"} <= set(agent.event_types("tp-own"))
+    assert any(r.body["session_id"] == "tp-own" for r in agent.audio)
