@@ -7,6 +7,7 @@ real WebSocket connections, so what the callbacks do is observed exactly: order,
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -231,3 +232,43 @@ async def test_fragmented_audio_goes_through_the_reader_whole_and_in_order(harne
         await asyncio.wait_for(app.ended.wait(), 5)
     assert [data for kind, data in app.seen if kind == "audio"] == [first, second, third]
     assert app.summary is not None and app.summary.stats.frames_in == 3
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_random_interleavings_of_audio_and_control_keep_the_wire_order(
+    harness: Harness, seed: int
+) -> None:
+    """Bursts, pauses, fragmented audio and pings at random: whichever path each message takes (parser or
+    reader), the app sees exactly the order of the wire."""
+    rng = random.Random(seed)
+    async with VoicePeer(harness.url, session_id=f"mix-{seed}") as voice:
+        await voice.initialize()
+        app = harness.apps[0]
+        assert voice.ws is not None
+        sent: list[tuple[str, object]] = []
+        for n in range(120):
+            roll = rng.random()
+            if roll < 0.6:
+                frame = n.to_bytes(2, "little") * (rng.choice([1, 80, 160, 400]))
+                if rng.random() < 0.15:
+                    cut = rng.randrange(1, len(frame))
+                    await voice.ws.send([frame[:cut], frame[cut:]])  # fragmented
+                else:
+                    await voice.ws.send(frame)
+                sent.append(("audio", frame))
+            elif roll < 0.85:
+                await voice.dtmf(str(n % 10))
+                sent.append(("event", "dtmf"))
+            else:
+                await voice.request("ping", {"t0": 1700000000000})  # waits for the reader's answer
+            if rng.random() < 0.1:
+                await asyncio.sleep(rng.choice([0, 0.005, 0.02]))
+        await voice.hangup()
+        await asyncio.wait_for(app.ended.wait(), 5)
+    received = [item for item in app.seen if item[0] in ("audio", "event") and item[1] not in NOT_SENT]
+    assert received == sent
+    assert app.summary is not None
+    assert app.summary.stats.bytes_in == sum(len(data) for kind, data in sent if kind == "audio")  # type: ignore[arg-type]
+
+
+NOT_SENT = ("session.updated", "call.hangup")  # events the peer sends itself around the test's own
