@@ -264,6 +264,7 @@ async def _cleanup(prefix: str) -> None:
             await channel.exchange_delete(f"{prefix}.{name}")
             if name == "unroutable":
                 await channel.queue_delete(f"{prefix}.unroutable")
+                await channel.queue_delete(f"{prefix}.unroutable.replies")
         except Exception:
             pass
     await conn.close()

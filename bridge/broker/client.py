@@ -11,21 +11,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import re
+from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractRobustChannel, AbstractRobustConnection, ExchangeType
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    ExchangeType,
+)
 
+from bridge.broker import messages
 from bridge.broker.names import Topology
-from bridge.broker.publisher import ConfirmingPublisher
+from bridge.broker.publisher import ConfirmingPublisher, Outgoing
 
 log = logging.getLogger("bridge.broker")
 
 CONNECT_RETRY_S = 1.0
+TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 UNROUTABLE_QUEUE_ARGS: dict[str, Any] = {
     "x-max-length": 10_000,
     "x-overflow": "drop-head",
     "x-message-ttl": 3_600_000,
+}
+# The copy every replica competes for, to answer 404: a reply older than a few seconds helps nobody, and
+# the queue goes away an hour after the last bridge of this prefix does.
+UNROUTABLE_REPLIES_ARGS: dict[str, Any] = {
+    "x-max-length": 1_000,
+    "x-overflow": "drop-head",
+    "x-message-ttl": 10_000,
+    "x-expires": 3_600_000,
 }
 
 
@@ -94,6 +113,7 @@ class BrokerClient:
                 self.publish_conn = await self._connect("publish")
                 self.consume_conn = await self._connect("consume")
                 await self._declare_topology()
+                await self._answer_unroutable()
                 self._connected.set()
                 log.info("connected to the broker")
                 return
@@ -138,5 +158,40 @@ class BrokerClient:
             # Commands nobody owns land here for inspection instead of vanishing (bounded, expiring).
             queue = await channel.declare_queue(t.unroutable, durable=True, arguments=UNROUTABLE_QUEUE_ARGS)
             await queue.bind(unroutable)
+            replies = await channel.declare_queue(
+                t.unroutable_replies, durable=True, arguments=UNROUTABLE_REPLIES_ARGS
+            )
+            await replies.bind(unroutable)
         finally:
             await channel.close()
+
+    async def _answer_unroutable(self) -> None:
+        """Commands for a session no replica owns: whoever asked for a reply gets 404 now, not a timeout.
+
+        A robust channel on the consuming connection, so the consumer comes back after a reconnect.
+        """
+        assert self.consume_conn is not None
+        channel = await self.consume_conn.channel()
+        queue = await channel.get_queue(self.topology.unroutable_replies, ensure=False)
+        await queue.consume(self._on_unroutable, no_ack=True)
+
+    async def _on_unroutable(self, message: AbstractIncomingMessage) -> None:
+        if not message.reply_to:
+            return  # nobody to tell; the copy in the inspection queue stays
+        key = message.routing_key or "-"
+        body = messages.reply_error(
+            key, 404, f"no bridge has session {key!r}: the call has ended or never started"
+        )
+        headers = {"session_id": key, "traceparent": _traceparent(message.headers)}
+        props = messages.properties(body_type="reply", headers=headers, correlation_id=message.correlation_id)
+        self.control.submit(Outgoing("", message.reply_to, messages.pack(body), props))
+
+
+def _traceparent(headers: Mapping[str, Any] | None) -> str:
+    """The command's W3C traceparent when it sent one (the reply joins its trace), else a fresh one."""
+    sent = (headers or {}).get("traceparent")
+    if isinstance(sent, bytes):
+        sent = sent.decode("ascii", "replace")
+    if isinstance(sent, str) and TRACEPARENT.fullmatch(sent):
+        return sent
+    return f"00-{random.getrandbits(128) or 1:032x}-{random.getrandbits(64) or 1:016x}-00"

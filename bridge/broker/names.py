@@ -40,5 +40,10 @@ class Topology:
     def unroutable(self) -> str:
         return f"{self.prefix}.unroutable"
 
+    @property
+    def unroutable_replies(self) -> str:
+        """Shared queue (all replicas compete) of unroutable commands, to answer their `reply_to` with 404."""
+        return f"{self.prefix}.unroutable.replies"
+
     def session_queue(self, key: str) -> str:
         return f"{self.prefix}.session.{key}"

@@ -233,6 +233,27 @@ async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(
     await conn.close()
 
 
+async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_for_inspection(
+    bridge_factory: BridgeFactory, agent: Agent, amqp_url: str
+) -> None:
+    await bridge_factory(instance_id="replica-a")
+    await bridge_factory(instance_id="replica-b")  # two replicas: exactly one of them answers
+    asked = asyncio.get_running_loop().time()
+    reply = await agent.command("gone-call", {"type": "request", "method": "ping", "params": {"t0": 1}})
+    assert asyncio.get_running_loop().time() - asked < 1.0  # at once, not after the caller's timeout
+    assert reply is not None and reply["ok"] is False and reply["error"]["code"] == 404
+    assert reply["session_id"] == "gone-call" and "gone-call" in reply["error"]["message"]
+    validate_body(reply, kind="reply")
+    await asyncio.sleep(0.3)
+    assert len(agent.reply_ids) == len(set(agent.reply_ids))  # one answer, not one per replica
+    conn = await aio_pika.connect(amqp_url)
+    channel = await conn.channel()
+    inspection = await channel.get_queue(f"{agent.prefix}.unroutable", ensure=True)
+    kept = await inspection.get(fail=False)
+    assert kept is not None and msgpack.unpackb(kept.body)["method"] == "ping"
+    await conn.close()
+
+
 async def test_published_messages_validate_against_the_schemas(
     bridge_factory: BridgeFactory, agent: Agent
 ) -> None:

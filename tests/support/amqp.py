@@ -32,6 +32,7 @@ class Agent:
     events: list[Received] = field(default_factory=list)
     audio: list[Received] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reply_ids: list[str] = field(default_factory=list)  # every reply's correlation id, duplicates included
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _reply_queue: AbstractQueue | None = None
     _queues: list[AbstractQueue] = field(default_factory=list)
@@ -77,6 +78,7 @@ class Agent:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         self.replies[message.correlation_id or ""] = msgpack.unpackb(message.body, raw=False)
+        self.reply_ids.append(message.correlation_id or "")
         async with self._changed:
             self._changed.notify_all()
 
@@ -129,7 +131,7 @@ class Agent:
 
 
 async def delete_topology(url: str, prefix: str) -> None:
-    """Remove what a test run declared (exchanges and the unroutable queue) from the shared broker."""
+    """Remove what a test run declared (exchanges and the unroutable queues) from the shared broker."""
     conn = await aio_pika.connect(url)
     try:
         for name in ("events", "audio", "commands", "unroutable"):
@@ -138,8 +140,9 @@ async def delete_topology(url: str, prefix: str) -> None:
                 await channel.exchange_delete(f"{prefix}.{name}")
             with contextlib.suppress(Exception):
                 await channel.close()
-        channel = await conn.channel()
-        with contextlib.suppress(Exception):
-            await channel.queue_delete(f"{prefix}.unroutable")
+        for queue in (f"{prefix}.unroutable", f"{prefix}.unroutable.replies"):
+            channel = await conn.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue)
     finally:
         await conn.close()
