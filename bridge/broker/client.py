@@ -168,11 +168,17 @@ class BrokerClient:
     async def _answer_unroutable(self) -> None:
         """Commands for a session no replica owns: whoever asked for a reply gets 404 now, not a timeout.
 
-        A robust channel on the consuming connection, so the consumer comes back after a reconnect.
+        A robust channel on the consuming connection, so the consumer comes back after a reconnect. The queue
+        is declared (not just looked up) here, so that restore re-creates it if it was deleted meanwhile
+        instead of failing, which would take the whole consuming connection's restore down with it.
         """
         assert self.consume_conn is not None
+        t = self.topology
         channel = await self.consume_conn.channel()
-        queue = await channel.get_queue(self.topology.unroutable_replies, ensure=False)
+        queue = await channel.declare_queue(
+            t.unroutable_replies, durable=True, arguments=UNROUTABLE_REPLIES_ARGS
+        )
+        await queue.bind(t.unroutable)
         await queue.consume(self._on_unroutable, no_ack=True)
 
     async def _on_unroutable(self, message: AbstractIncomingMessage) -> None:

@@ -78,6 +78,27 @@ def _audio(agent: Agent, session: str) -> list[bytes]:
 
 
 @pytest.mark.slow
+async def test_the_404_responder_survives_its_queue_being_deleted_and_a_reconnect(
+    service: Service, agent: Agent, instance_id: str, prefix: str
+) -> None:
+    voice = await started_call(service, agent, "responder")
+    assert (await ping_command(agent, "no-such-call"))["error"] == {
+        "code": 404,
+        "message": "no bridge has session 'no-such-call': the call has ended or never started",
+    }
+    await delete_queue(f"{prefix}.unroutable.replies")  # an operator tidying up
+    assert await close_connection(f"rtvbp-bridge {instance_id} consume") == 1
+    await until(lambda: service.broker.reconnects >= 1, 10, "the consumer to reconnect")
+    # the restore re-created the queue instead of failing: the live call and the responder both work
+    await until(lambda: queue_consumers(f"{prefix}.session.responder") == 1, 10, "the call's queue")
+    assert (await ping_command(agent, "responder"))["ok"]
+    await until(lambda: queue_consumers(f"{prefix}.unroutable.replies") == 1, 10, "the responder")
+    assert (await ping_command(agent, "no-such-call"))["error"]["code"] == 404
+    await voice.hangup()
+    await voice.close()
+
+
+@pytest.mark.slow
 async def test_consumer_connection_killed_mid_call_reclaims_the_session(
     service: Service, agent: Agent, instance_id: str, prefix: str
 ) -> None:
