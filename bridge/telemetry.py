@@ -255,14 +255,7 @@ class Telemetry:
             return span
         # No tracing SDK and no caller context: the call still gets a W3C trace id (not sampled), so every
         # message carries a `traceparent` and consumers and logs can correlate on it (AMQP contract).
-        return NonRecordingSpan(
-            SpanContext(
-                trace_id=random.getrandbits(128) or 1,
-                span_id=random.getrandbits(64) or 1,
-                is_remote=False,
-                trace_flags=TraceFlags(TraceFlags.DEFAULT),
-            )
-        )
+        return untraced_span()
 
     @contextmanager
     def activate(self, span: Span) -> Iterator[None]:
@@ -297,6 +290,13 @@ class Telemetry:
         }
         return extract(carrier) if carrier else None
 
+    @classmethod
+    def reply_headers(cls, command_headers: Mapping[str, Any] | None) -> dict[str, str]:
+        """Trace headers for a reply outside any call: the command's trace if it sent one, else a new one."""
+        ctx = cls.extract_context(command_headers)
+        span = trace.get_current_span(ctx) if ctx is not None else trace.INVALID_SPAN
+        return cls.inject_headers(span if span.get_span_context().is_valid else untraced_span())
+
     @staticmethod
     def end(span: Span, error: str | None = None) -> None:
         if error is not None:
@@ -321,3 +321,15 @@ def messaging_attributes(
     if message_id:
         attributes["messaging.message.id"] = message_id
     return attributes
+
+
+def untraced_span() -> Span:
+    """A span that records nothing but carries a fresh, unsampled W3C trace id and span id."""
+    return NonRecordingSpan(
+        SpanContext(
+            trace_id=random.getrandbits(128) or 1,
+            span_id=random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.DEFAULT),
+        )
+    )

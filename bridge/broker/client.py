@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
-import re
-from collections.abc import Mapping
 from typing import Any
 
 import aio_pika
@@ -28,11 +25,11 @@ from aio_pika.abc import (
 from bridge.broker import messages
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher, Outgoing
+from bridge.telemetry import Telemetry
 
 log = logging.getLogger("bridge.broker")
 
 CONNECT_RETRY_S = 1.0
-TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
 UNROUTABLE_QUEUE_ARGS: dict[str, Any] = {
     "x-max-length": 10_000,
     "x-overflow": "drop-head",
@@ -188,16 +185,6 @@ class BrokerClient:
         body = messages.reply_error(
             key, 404, f"no bridge has session {key!r}: the call has ended or never started"
         )
-        headers = {"session_id": key, "traceparent": _traceparent(message.headers)}
+        headers = {"session_id": key, **Telemetry.reply_headers(message.headers)}
         props = messages.properties(body_type="reply", headers=headers, correlation_id=message.correlation_id)
         self.control.submit(Outgoing("", message.reply_to, messages.pack(body), props))
-
-
-def _traceparent(headers: Mapping[str, Any] | None) -> str:
-    """The command's W3C traceparent when it sent one (the reply joins its trace), else a fresh one."""
-    sent = (headers or {}).get("traceparent")
-    if isinstance(sent, bytes):
-        sent = sent.decode("ascii", "replace")
-    if isinstance(sent, str) and TRACEPARENT.fullmatch(sent):
-        return sent
-    return f"00-{random.getrandbits(128) or 1:032x}-{random.getrandbits(64) or 1:016x}-00"

@@ -457,17 +457,17 @@ class SessionLink:
             if result is None:
                 result = await self._execute_async(command, span)
             self._reply(incoming, messages.reply_ok(self.session_id, result), span)
-        except (BadCommand, CommandError) as exc:
-            if isinstance(exc, BadCommand):
-                command_type = exc.command_type if command_type == "unknown" else command_type
-            error = f"{exc.code} {exc}"
-            span = span if span.is_recording() else self._consumer_span(incoming, command_type)
-            self._reject(incoming, command_type, exc.code, str(exc), span)
         except Exception as exc:
-            log.exception("command failed")
-            error = type(exc).__name__
-            span = span if span.is_recording() else self._consumer_span(incoming, command_type)
-            self._reject(incoming, command_type, 500, f"internal error: {type(exc).__name__}", span)
+            if isinstance(exc, BadCommand | CommandError):
+                if isinstance(exc, BadCommand) and command_type == "unknown":
+                    command_type = exc.command_type
+                code, text, error = exc.code, str(exc), f"{exc.code} {exc}"
+            else:
+                log.exception("command failed")
+                code, text, error = 500, f"internal error: {type(exc).__name__}", type(exc).__name__
+            if span is trace.INVALID_SPAN:  # not created yet (audio, or undecodable): failures are traced
+                span = self._consumer_span(incoming, command_type)
+            self._reject(incoming, command_type, code, text, span)
         finally:
             self.telemetry.end(span, error)
 
