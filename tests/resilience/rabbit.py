@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import re
 import subprocess
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
+
+from tests.support.polling import until as until  # re-exported: the resilience tests import it from here
 
 _CONNECTION_NAME = re.compile(r'\{"connection_name","([^"]*)"\}')
 NORMAL_WATERMARK = "0.4"  # the broker's default; restored after every alarm
@@ -67,12 +68,3 @@ async def memory_alarm() -> AsyncIterator[None]:
         yield
     finally:
         await asyncio.to_thread(rabbitmqctl, "set_vm_memory_high_watermark", NORMAL_WATERMARK)
-
-
-async def until(predicate: Callable[[], object], timeout: float, what: str) -> None:
-    """Poll `predicate` until it is truthy; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)

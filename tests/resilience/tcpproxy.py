@@ -14,7 +14,10 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+
+import aio_pika
 
 _LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST instead of FIN
 
@@ -121,3 +124,15 @@ class TcpProxy:
                 self._pairs.discard(pair)
                 _abort_with_rst(pair.client)
                 _abort_with_rst(pair.server)
+
+
+@contextlib.asynccontextmanager
+async def broker_proxy(amqp_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
+    """A proxy in front of the broker, and the AMQP URL that goes through it; stopped on exit."""
+    url = aio_pika.connection.make_url(amqp_url)
+    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672)
+    await proxy.start()
+    try:
+        yield proxy, str(url.with_port(proxy.port))
+    finally:
+        await proxy.stop()

@@ -27,7 +27,7 @@ from tests.resilience.conftest import (
     started_call,
 )
 from tests.resilience.rabbit import close_connection, delete_queue, memory_alarm, queue_consumers, until
-from tests.resilience.tcpproxy import TcpProxy
+from tests.resilience.tcpproxy import broker_proxy
 from tests.support.amqp import Agent
 
 
@@ -144,14 +144,9 @@ async def test_command_queue_deleted_under_a_live_session_is_reclaimed(
 async def test_broker_down_at_start_up_then_ready_when_it_returns(
     bridge_factory: BridgeFactory, agent: Agent, amqp_url: str, instance_id: str
 ) -> None:
-    url = aio_pika.connection.make_url(amqp_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672)
-    port = await proxy.start()
-    proxy.down()
-    try:
-        service = await bridge_factory(
-            amqp_url=str(url.with_port(port)), instance_id=instance_id, publish_timeout_s=1.0
-        )
+    async with broker_proxy(amqp_url) as (proxy, proxied_url):
+        proxy.down()
+        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id, publish_timeout_s=1.0)
         # the process serves (health ok) but says it is not ready, and refuses calls with a clear 503
         assert not service.broker.ready()
         assert await asyncio.to_thread(readyz, service) == 503
@@ -171,8 +166,6 @@ async def test_broker_down_at_start_up_then_ready_when_it_returns(
         await agent.wait_event("session.ended", "late-caller")
         await voice.close()
         assert "early-caller" not in {r.body["session_id"] for r in agent.events}
-    finally:
-        await proxy.stop()
 
 
 @pytest.mark.slow
@@ -181,11 +174,8 @@ async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
 ) -> None:
     """The broker stops answering without closing anything (a network stall): every broker step of a
     call's start shares the 1.5 s budget, so the voice hears 503 before its own 2 s timeout."""
-    url = aio_pika.connection.make_url(amqp_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672)
-    await proxy.start()
-    try:
-        service = await bridge_factory(amqp_url=str(url.with_port(proxy.port)), instance_id=instance_id)
+    async with broker_proxy(amqp_url) as (proxy, proxied_url):
+        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id)
         assert service.broker.ready()
         proxy.freeze()
         voice = VoicePeer(ws_url(service), session_id="stalled")
@@ -197,8 +187,6 @@ async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
         assert error.value.code == 503 and "broker" in error.value.message
         assert await voice.wait_closed() == 1011
         proxy.thaw()
-    finally:
-        await proxy.stop()
 
 
 @pytest.mark.slow

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -23,6 +23,7 @@ from bridge.server.call import Call, CallSummary
 from bridge.server.connection import BridgeConnection
 from bridge.service import build_authenticator
 from bridge.tools.voicepeer import VoicePeer
+from tests.support.polling import until
 
 FRAME = 320  # 20 ms of L16/8000
 
@@ -95,13 +96,6 @@ def connection_of(harness: Harness, app: RecordingApp) -> BridgeConnection:
     return app.call.ws
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
 async def test_caller_audio_keeps_its_order_with_control_messages_on_both_paths(harness: Harness) -> None:
     async with VoicePeer(harness.url, session_id="order") as voice:
         await voice.initialize()
@@ -158,9 +152,9 @@ async def test_the_pacer_plays_exact_frames_at_real_time_with_marks_in_place(har
         call.enqueue_audio(audio)
         assert call.stats.frames_out == 5  # the 100 ms lead went out at once, before enqueue returned
         call.add_mark("end-of-prompt")
-        await until(lambda: ("mark", "end-of-prompt") in app.seen)
+        await until(lambda: ("mark", "end-of-prompt") in app.seen, 5, "the mark", interval=0.01)
         marked = time.monotonic() - started
-        await until(lambda: len(voice.played.frames) == 20)
+        await until(lambda: len(voice.played.frames) == 20, 5, "every frame", interval=0.01)
         await voice.hangup()
     assert voice.played.audio == audio
     assert all(len(frame) == FRAME for frame in voice.played.frames)
@@ -215,7 +209,12 @@ async def test_a_failing_callback_ends_only_its_own_call(harness: Harness, where
         await bystander.send_audio(b"\x03" * FRAME)
         good.call.enqueue_audio(b"\x04" * FRAME)
         assert (await bystander.request("ping", {"t0": 1700000000000})).ok
-        await until(lambda: ("audio", b"\x03" * FRAME) in good.seen and len(bystander.played.frames) == 1)
+        await until(
+            lambda: ("audio", b"\x03" * FRAME) in good.seen and len(bystander.played.frames) == 1,
+            5,
+            "the bystander's audio both ways",
+            interval=0.01,
+        )
         await bystander.hangup()
 
 
