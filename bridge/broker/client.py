@@ -82,7 +82,10 @@ class BrokerClient:
         return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
 
     def ready(self) -> bool:
-        return all(c is not None and not c.is_closed for c in (self.publish_conn, self.consume_conn))
+        # Connected is not enough: until the topology is declared, a call's queue cannot bind to it.
+        return self._connected.is_set() and all(
+            c is not None and not c.is_closed for c in (self.publish_conn, self.consume_conn)
+        )
 
     async def close(self) -> None:
         # Flush what is held (session.ended above all), unless there is no broker to flush it to.
