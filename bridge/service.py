@@ -14,9 +14,9 @@ from bridge.broker.client import BrokerClient
 from bridge.broker.link import LinkSettings, LocalOwnership, SessionLink
 from bridge.broker.names import Topology
 from bridge.config import Settings
+from bridge.port import CallControl, CommandError
 from bridge.protocol.session import CLOSE_GOING_AWAY
 from bridge.server.app import BridgeServer
-from bridge.server.call import Call, CommandError
 from bridge.telemetry import Telemetry, install_providers, prometheus_text
 
 log = logging.getLogger("bridge.service")
@@ -143,7 +143,7 @@ class Service:
         await self.broker.close()
         log.info("stopped")
 
-    def _end_call(self, call: Call) -> None:
+    def _end_call(self, call: CallControl) -> None:
         """End a call still up at the end of the drain: send the caller back to the IVR, or hang up."""
         call.mark_ending("shutdown", f"bridge shutting down ({self.settings.drain_action})")
         method = "application.move" if self.settings.drain_action == "move" else "call.hangup"

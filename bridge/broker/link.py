@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,8 +27,8 @@ from bridge.broker.client import BrokerClient
 from bridge.broker.messages import BadCommand, Command, Incoming
 from bridge.broker.names import session_key
 from bridge.broker.publisher import Outgoing
+from bridge.port import CallControl, CallRefused, CallSummary, CommandError
 from bridge.protocol.session import CLOSE_INTERNAL, InitializeRequested, VoiceEvent
-from bridge.server.call import Call, CallRefused, CallSummary, CommandError
 from bridge.telemetry import Telemetry, messaging_attributes
 
 log = logging.getLogger("bridge.link")
@@ -81,7 +80,7 @@ class SessionLink:
         self.settings = settings
         self.telemetry = telemetry or Telemetry()
         self._audio_headers: dict[str, Any] = {}  # session id + the call span's context, on every chunk
-        self.call: Call | None = None
+        self.call: CallControl | None = None
         self.session_id = ""
         self.key = ""
         self.codec: dict[str, Any] = {}
@@ -106,7 +105,7 @@ class SessionLink:
 
     # ---- CallApp: upstream ----------------------------------------------------------------------------
 
-    async def start(self, call: Call, init: InitializeRequested) -> None:
+    async def start(self, call: CallControl, init: InitializeRequested) -> None:
         self.call = call
         self.session_id = init.params.call.session_id
         self._audio_headers = self._headers(call.span)
@@ -221,10 +220,7 @@ class SessionLink:
 
     def _refused_data(self, detail: str) -> dict[str, Any]:
         assert self.call is not None
-        duration_ms = int((time.monotonic() - self.call.started_at) * 1000)
-        return self._ended_data(
-            CallSummary("error", detail, duration_ms, self.call.stats, self.call.session.counters)
-        )
+        return self._ended_data(self.call.summary("error", detail))
 
     def _ended_data(self, summary: CallSummary) -> dict[str, Any]:
         s, p = summary.stats, summary.protocol
@@ -518,9 +514,7 @@ class SessionLink:
                 raise BadCommand(400, "audio command needs non-empty binary 'audio'", "audio")
             self._check_codec(body.get("codec"))
             queued = call.enqueue_audio(bytes(audio))
-            playout = call.playout
-            assert playout is not None
-            return {"queued_bytes": queued, "queued_ms": int(playout.queued_ms)}
+            return {"queued_bytes": queued.queued_bytes, "queued_ms": queued.queued_ms}
         if command.type == "mark":
             name = body.get("name")
             if not isinstance(name, str) or not name:
@@ -539,11 +533,11 @@ class SessionLink:
         call = self._require_call()
         body = command.body
         if command.type == "clear":
-            cleared, voice_bytes = await call.clear()
+            cleared = await call.clear()
             return {
-                "bridge_bytes": cleared.bytes_dropped,
-                "voice_bytes": voice_bytes,
-                "marks_dropped": list(cleared.marks_dropped),
+                "bridge_bytes": cleared.bridge.bytes_dropped,
+                "voice_bytes": cleared.voice_bytes,
+                "marks_dropped": list(cleared.bridge.marks_dropped),
             }
         method, params = body.get("method"), body.get("params", {})
         if not isinstance(method, str) or not method:
@@ -566,7 +560,7 @@ class SessionLink:
                     "audio",
                 )
 
-    def _require_call(self) -> Call:
+    def _require_call(self) -> CallControl:
         if self.call is None:
             raise CommandError(409, "session not started")
         return self.call

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
 
+from bridge.errors import CodedError
 from bridge.protocol import catalog
 from bridge.protocol.catalog import (
     OPERATIONS,
@@ -85,12 +86,8 @@ Violation = Literal[
 _AUDIO_STATES = frozenset({State.INITIALIZED, State.READY, State.CLOSING})
 
 
-class SessionStateError(Exception):
+class SessionStateError(CodedError):
     """The application asked for something the session cannot do in its current state."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 # ---- actions ------------------------------------------------------------------------------------------

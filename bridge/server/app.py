@@ -18,9 +18,10 @@ from websockets.typing import Subprotocol
 
 from bridge.auth import AdmissionError, Authenticator, Principal
 from bridge.config import Settings
+from bridge.port import CallApp
 from bridge.protocol import negotiation
 from bridge.protocol.session import CLOSE_GOING_AWAY, SessionConfig
-from bridge.server.call import Call, CallApp
+from bridge.server.call import Call
 from bridge.server.connection import BridgeConnection
 from bridge.server.redaction import websockets_logger
 from bridge.telemetry import Telemetry

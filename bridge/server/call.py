@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry.trace import Span, SpanKind
 from websockets.asyncio.server import ServerConnection
@@ -24,7 +24,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State as WsState
 
 from bridge.audio.format import AudioFormat
-from bridge.audio.playout import ClearResult, MarkReached, Playout, PlayoutFull
+from bridge.audio.playout import Playout, PlayoutFull
+from bridge.port import AudioQueued, CallApp, CallRefused, CallStats, CallSummary, Cleared, CommandError
 from bridge.protocol.catalog import PayloadError
 from bridge.protocol.session import (
     CLOSE_INTERNAL,
@@ -42,7 +43,6 @@ from bridge.protocol.session import (
     RequestSettled,
     SendText,
     SessionConfig,
-    SessionCounters,
     SessionStateError,
     State,
     VoiceEvent,
@@ -64,60 +64,6 @@ PACER_HOLD_BYTES = 32 * 1024
 
 def wall_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-class CallRefused(Exception):
-    """The application side cannot take the call; initialize is answered with this error."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-class CommandError(Exception):
-    """A downstream command failed; `code` follows the AMQP contract's reply codes."""
-
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(slots=True)
-class CallStats:
-    frames_in: int = 0
-    bytes_in: int = 0
-    frames_out: int = 0
-    bytes_out: int = 0
-    dropped_out_bytes: int = 0
-
-
-@dataclass(slots=True)
-class CallSummary:
-    reason: EndReason
-    detail: str
-    duration_ms: int
-    stats: CallStats
-    protocol: SessionCounters
-
-
-class CallApp(Protocol):
-    """What a call is bridged to. The broker link implements it; tests may plug their own."""
-
-    async def start(self, call: Call, init: InitializeRequested) -> None:
-        """Called on session.initialize; raise CallRefused to refuse. The answer waits for this."""
-
-    def voice_event(self, event: VoiceEvent) -> None: ...
-
-    def audio_in(self, data: bytes) -> None: ...
-
-    def mark_reached(self, mark: MarkReached) -> None: ...
-
-    def audio_out(self, frame: bytes) -> None:
-        """A frame was sent to the caller (for the optional `.out` mirror)."""
-
-    async def end(self, summary: CallSummary) -> None: ...
 
 
 @dataclass(eq=False)
@@ -219,28 +165,28 @@ class Call:
 
     # ---- downstream API (used by the broker link) -----------------------------------------------------
 
-    def enqueue_audio(self, audio: bytes) -> int:
+    def enqueue_audio(self, audio: bytes) -> AudioQueued:
         playout = self._require_playout()
         try:
             queued = playout.enqueue(audio, time.monotonic())
         except PlayoutFull as exc:
             raise CommandError(413, f"playout buffer full: {exc}") from None
         self._reschedule_pacer(playout)
-        return queued
+        return AudioQueued(queued_bytes=queued, queued_ms=int(playout.queued_ms))
 
     def add_mark(self, name: str) -> None:
         playout = self._require_playout()
         playout.add_mark(name, time.monotonic())
         self._reschedule_pacer(playout)
 
-    async def clear(self) -> tuple[ClearResult, int]:
+    async def clear(self) -> Cleared:
         """Barge-in: drop our queue at once, then have the voice drop its buffer. Returns both counts."""
         result = self._require_playout().clear(time.monotonic())
         settled = await self.request("audio.buffer.clear", {})
         if not settled.ok:
             raise CommandError(settled.code, settled.message)
         voice_bytes = settled.result.get("len", 0) if isinstance(settled.result, dict) else 0
-        return result, int(voice_bytes)
+        return Cleared(result, int(voice_bytes))
 
     async def request(self, method: str, params: Any, parent: Span | None = None) -> RequestSettled:
         """Send an application->voice request and wait for its settlement (answer, error, timeout, close)."""
@@ -289,6 +235,10 @@ class Call:
 
     def mark_ending(self, reason: EndReason, detail: str) -> None:
         self.session.mark_ending(reason, detail)
+
+    def summary(self, reason: EndReason, detail: str) -> CallSummary:
+        duration_ms = int((time.monotonic() - self.started_at) * 1000)
+        return CallSummary(reason, detail, duration_ms, self.stats, self.session.counters)
 
     def _unsent_bytes(self) -> int:
         transport = self.ws.transport
@@ -403,13 +353,7 @@ class Call:
     def _finish(self, ended: Ended) -> None:
         if self.playout is not None:
             self.stats.dropped_out_bytes += self.playout.clear(time.monotonic()).bytes_dropped
-        self._summary = CallSummary(
-            reason=ended.reason,
-            detail=ended.detail,
-            duration_ms=int((time.monotonic() - self.started_at) * 1000),
-            stats=self.stats,
-            protocol=self.session.counters,
-        )
+        self._summary = self.summary(ended.reason, ended.detail)
 
     # ---- background tasks -----------------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
+from bridge.errors import CodedError
 from bridge.protocol.envelope import ABSENT, ErrorObject, Event, Request, Response, decode_frame, encode_frame
 
 L16_8K = {"id": "L16/8000/1", "name": "L16", "sample_rate": 8000, "bit_depth": 16, "channels": 1}
@@ -47,11 +48,11 @@ Observer = Callable[[str, Any], None]
 TERMINAL_METHODS = frozenset({"call.hangup", "application.move"})
 
 
-class RemoteError(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(f"{code} {message}")
-        self.code = code
-        self.message = message
+class RemoteError(CodedError):
+    """An error response from the application side."""
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.message}"
 
 
 @dataclass

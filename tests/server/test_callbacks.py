@@ -17,9 +17,10 @@ import pytest
 from bridge.audio.playout import MarkReached
 from bridge.auth import Principal
 from bridge.config import load_settings
+from bridge.port import CallSummary
 from bridge.protocol.session import InitializeRequested, VoiceEvent
 from bridge.server.app import BridgeServer
-from bridge.server.call import Call, CallSummary
+from bridge.server.call import Call
 from bridge.server.connection import BridgeConnection
 from bridge.service import build_authenticator
 from bridge.tools.voicepeer import VoicePeer
