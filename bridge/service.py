@@ -11,8 +11,9 @@ from pathlib import Path
 
 from bridge.auth import AuthConfig, Authenticator, JwtKey, Principal, load_jwt_keys
 from bridge.broker.client import BrokerClient
-from bridge.broker.link import LinkSettings, LocalOwnership, SessionLink
+from bridge.broker.link import LinkSettings, SessionLink
 from bridge.broker.names import Topology
+from bridge.broker.ownership import LocalOwnership
 from bridge.config import Settings
 from bridge.port import CallControl, CommandError
 from bridge.protocol.session import CLOSE_GOING_AWAY

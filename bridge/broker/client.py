@@ -25,6 +25,7 @@ from aio_pika.abc import (
 from bridge.broker import messages
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher, Outgoing
+from bridge.compat.aiormq import connection_blocked
 from bridge.telemetry import Telemetry
 
 log = logging.getLogger("bridge.broker")
@@ -71,15 +72,8 @@ class BrokerClient:
 
     @property
     def blocked(self) -> bool:
-        """True while RabbitMQ blocks our publishing connection (memory or disk alarm).
-
-        aiormq tracks `connection.blocked`/`unblocked` but only exposes it by pausing writes, so this reads
-        its flag; on a version without it, it reports False and callers fall back to publish timeouts.
-        """
-        transport = getattr(self.publish_conn, "transport", None)
-        connection = getattr(transport, "connection", None)
-        unblocked = getattr(connection, "_Connection__connection_unblocked", None)
-        return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+        """True while RabbitMQ blocks our publishing connection (memory or disk alarm)."""
+        return connection_blocked(self.publish_conn)
 
     def ready(self) -> bool:
         # Connected is not enough: until the topology is declared, a call's queue cannot bind to it.

@@ -1,4 +1,4 @@
-"""Message bodies and AMQP properties of the contract, and strict decoding of consumer commands."""
+"""Message bodies and AMQP properties of the contract (what the bridge publishes), and delivered commands."""
 
 from __future__ import annotations
 
@@ -10,13 +10,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgpack
-from aiormq import spec
-from aiormq.abc import DeliveredMessage
+
+from bridge.compat.aiormq import DeliveredMessage, Properties
 
 CONTENT_TYPE = "application/msgpack"
 APP_ID = "rtvbp-bridge"
-COMMAND_TYPES = frozenset({"audio", "mark", "clear", "request", "event"})
-MAX_COMMAND_DEPTH = 32
 
 
 def pack(body: Mapping[str, Any]) -> bytes:
@@ -25,13 +23,13 @@ def pack(body: Mapping[str, Any]) -> bytes:
 
 def properties(
     *, body_type: str, headers: Mapping[str, Any], correlation_id: str | None = None
-) -> spec.Basic.Properties:
+) -> Properties:
     """AMQP properties of every message the bridge publishes (transient: live audio is worthless later).
 
     `headers` holds `session_id` and the trace context; callers build it once per session, which keeps
     the per-chunk cost to a random id and a clock read.
     """
-    return spec.Basic.Properties(
+    return Properties(
         content_type=CONTENT_TYPE,
         message_type=body_type,
         message_id=os.urandom(16).hex(),
@@ -102,54 +100,3 @@ class Incoming:
         return cls(
             delivered.body, routing_key, props.reply_to, props.correlation_id, props.message_id, props.headers
         )
-
-
-class BadCommand(ValueError):
-    def __init__(self, code: int, message_text: str, command_type: str = "unknown") -> None:
-        super().__init__(message_text)
-        self.code = code
-        self.command_type = command_type
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    type: str
-    body: dict[str, Any]
-
-
-def decode_command(raw: bytes, max_bytes: int) -> Command:
-    """Decode a command body; every way it can be wrong becomes a BadCommand with a clear message."""
-    if len(raw) > max_bytes:
-        raise BadCommand(413, f"command of {len(raw)} bytes exceeds the {max_bytes}-byte limit")
-    try:
-        body = msgpack.unpackb(
-            raw,
-            raw=False,
-            strict_map_key=True,
-            max_bin_len=max_bytes,
-            max_str_len=max_bytes,
-            max_array_len=100_000,
-            max_map_len=100_000,
-        )
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
-        raise BadCommand(400, f"body is not valid msgpack: {type(exc).__name__}") from None
-    if not isinstance(body, dict):
-        raise BadCommand(400, "body must be a msgpack map")
-    if _depth(body) > MAX_COMMAND_DEPTH:
-        raise BadCommand(400, "body nests too deeply")
-    command_type = body.get("type")
-    if not isinstance(command_type, str):
-        raise BadCommand(400, "body needs a string 'type'")
-    if command_type not in COMMAND_TYPES:
-        raise BadCommand(501, f"unknown command type: {command_type}", command_type)
-    return Command(command_type, body)
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_COMMAND_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level

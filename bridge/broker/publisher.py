@@ -9,9 +9,9 @@ unconfirmed tail is kept and published again, in order, once the robust connecti
 restart loses nothing that was still held here, at the price of possible duplicates (consumers dedupe
 by `seq`). What is held is bounded by the caller (per-session audio backlog) — this class never drops.
 
-It talks to aiormq directly: aio-pika's `Exchange.publish` builds a Message object per publish, asks for
-`mandatory` (so unrouted audio would be returned to us in full) and waits for each frame to be written
-before the next may go; none of that is wanted on this path.
+It talks to aiormq directly (bridge.compat.aiormq): aio-pika's `Exchange.publish` builds a Message object
+per publish, asks for `mandatory` (so unrouted audio would be returned to us in full) and waits for each
+frame to be written before the next may go; none of that is wanted on this path.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiormq
 from aio_pika.abc import AbstractChannel
-from aiormq import spec
+
+from bridge.compat.aiormq import Properties, RawChannel, publish_nowait, raw_channel
 
 log = logging.getLogger("bridge.broker.publisher")
 
@@ -41,7 +41,7 @@ class Outgoing:
     exchange: str  # exchange name ("" = default exchange, used for replies)
     routing_key: str
     body: bytes
-    properties: spec.Basic.Properties
+    properties: Properties
     done: asyncio.Future[None] | None = None  # resolved on confirm (for callers that must know)
     on_sent: Callable[[float], None] | None = None  # called with confirm latency (s) after the confirm
     submitted: float = field(default_factory=time.monotonic)
@@ -58,7 +58,7 @@ class ConfirmingPublisher:
         self._inflight: deque[tuple[Outgoing, asyncio.Future[Any]]] = deque()
         self._wake = asyncio.Event()
         self._channel: AbstractChannel | None = None
-        self._live: aiormq.abc.AbstractChannel | None = None  # the underlay last published on
+        self._live: RawChannel | None = None  # the underlay last published on
         self._parked = False  # the task sleeps with nothing to recover: inline publishing is safe
         self._task: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
@@ -87,10 +87,10 @@ class ConfirmingPublisher:
         else:
             self._wake.set()
 
-    async def _underlay(self) -> aiormq.abc.AbstractChannel:
+    async def _underlay(self) -> RawChannel:
         if self._channel is None:
             self._channel = await self._channel_factory()
-        self._live = await self._channel.get_underlay_channel()
+        self._live = await raw_channel(self._channel)
         return self._live
 
     def _on_settled(self, _: asyncio.Future[Any]) -> None:
@@ -138,21 +138,19 @@ class ConfirmingPublisher:
                 finally:
                     self._parked = False
 
-    def _start_publishes(self, channel: aiormq.abc.AbstractChannel) -> None:
+    def _start_publishes(self, channel: RawChannel) -> None:
         # Each publish is its own task only so its confirm can be awaited; aiormq frames them in call order.
-        basic_publish: Any = channel.basic_publish  # `wait` is on the concrete aiormq channel only
         while self._queue and len(self._inflight) < self._window:
             item = self._queue.popleft()
             if item.done is not None and item.done.cancelled():
                 continue  # the caller withdrew it (e.g. a refused call's session.started)
             publish: asyncio.Future[Any] = asyncio.ensure_future(
-                basic_publish(
+                publish_nowait(
+                    channel,
                     item.body,
                     exchange=item.exchange,
                     routing_key=item.routing_key,
                     properties=item.properties,
-                    mandatory=False,
-                    wait=False,
                     timeout=PUBLISH_TIMEOUT_S,
                 )
             )

@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge.broker.messages import BadCommand, decode_command
+from bridge.broker.commands import COMMAND_TYPES, BadCommand, decode_command
 from bridge.config import load_settings
 from bridge.protocol.envelope import Response, decode_frame
 from bridge.service import Service
@@ -262,7 +262,7 @@ def test_command_decoder_only_ever_raises_bad_command(raw: bytes) -> None:
     except BadCommand as exc:
         assert exc.code in (400, 413, 501) and str(exc)
     else:
-        assert isinstance(command.body, dict) and isinstance(command.type, str)
+        assert command.type in COMMAND_TYPES
 
 
 @pytest.mark.parametrize("size", [4097, 1 << 20])
