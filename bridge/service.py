@@ -9,14 +9,11 @@ import logging
 import signal
 from pathlib import Path
 
-from bridge.auth import AuthConfig, Authenticator, JwtKey, Principal, load_jwt_keys
+from bridge.auth import AuthConfig, Authenticator, JwtKey, load_jwt_keys
 from bridge.broker.client import BrokerClient
-from bridge.broker.link import LinkSettings, SessionLink
 from bridge.broker.names import Topology
-from bridge.broker.ownership import LocalOwnership
 from bridge.config import Settings
-from bridge.port import CallControl, CommandError
-from bridge.protocol.session import CLOSE_GOING_AWAY
+from bridge.join import CallBusJoin
 from bridge.server.app import BridgeServer
 from bridge.telemetry import Telemetry, install_providers, prometheus_text
 
@@ -62,17 +59,11 @@ class Service:
             settings.confirm_window,
             settings.instance_id,
         )
-        self.ownership = LocalOwnership()
-        self.link_settings = LinkSettings(
-            chunk_ms=settings.audio_chunk_ms,
-            audio_backlog_ms=settings.audio_backlog_ms,
-            mirror_out=settings.mirror_out,
-            publish_timeout_s=settings.publish_timeout_s,
-        )
+        self.join = CallBusJoin(self.broker, settings, self.telemetry)
         self.server = BridgeServer(
             settings,
             build_authenticator(settings),
-            self._new_link,
+            self.join.link_for,
             broker_ready=self.broker.ready,
             metrics_text=prometheus_text if settings.metrics_enabled else None,
             telemetry=self.telemetry,
@@ -81,9 +72,6 @@ class Service:
         self._stop = asyncio.Event()
         self._signals = 0
         self._key_watch: asyncio.Task[None] | None = None
-
-    def _new_link(self, principal: Principal) -> SessionLink:
-        return SessionLink(self.broker, self.ownership, self.link_settings, self.telemetry)
 
     async def start(self) -> None:
         await self.broker.start()
@@ -114,7 +102,7 @@ class Service:
             # A second signal: skip the wait for live calls, end them now.
             log.info("second stop request: ending live calls now")
             for call in list(self.server.calls):
-                self._end_call(call)
+                self.join.end_after_drain(call)
 
     async def _watch_jwt_keys(self, keys_dir: Path) -> None:
         """Pick up rotated `<kid>.pem` files (a mounted Secret is updated in place) without a restart."""
@@ -139,27 +127,10 @@ class Service:
         timeout = 0.0 if self._signals > 1 else self.settings.drain_timeout_s
         if self._key_watch is not None:
             self._key_watch.cancel()
-        await self.server.drain(timeout, self._end_call)
+        await self.server.drain(timeout, self.join.end_after_drain)
         await self.server.close()
         await self.broker.close()
         log.info("stopped")
-
-    def _end_call(self, call: CallControl) -> None:
-        """End a call still up at the end of the drain: send the caller back to the IVR, or hang up."""
-        call.mark_ending("shutdown", f"bridge shutting down ({self.settings.drain_action})")
-        method = "application.move" if self.settings.drain_action == "move" else "call.hangup"
-        params = {"reason": "shutdown"}
-
-        async def end() -> None:
-            try:
-                settled = await call.request(method, params)
-                if not settled.ok:
-                    call.end(CLOSE_GOING_AWAY, "server shutting down", "shutdown")
-            except CommandError:
-                call.end(CLOSE_GOING_AWAY, "server shutting down", "shutdown")
-
-        task = asyncio.ensure_future(end())
-        task.add_done_callback(lambda t: t.exception() if not t.cancelled() else None)
 
 
 async def serve(settings: Settings) -> None:
