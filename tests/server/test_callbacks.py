@@ -16,12 +16,12 @@ import pytest
 
 from bridge.audio.playout import MarkReached
 from bridge.auth import Principal
+from bridge.compat.websockets import HandoffConnection
 from bridge.config import load_settings
 from bridge.port import CallSummary
 from bridge.protocol.session import InitializeRequested, VoiceEvent
 from bridge.server.app import BridgeServer
 from bridge.server.call import Call
-from bridge.server.connection import BridgeConnection
 from bridge.service import build_authenticator
 from bridge.tools.voicepeer import VoicePeer
 from tests.support.polling import until
@@ -92,8 +92,8 @@ async def harness() -> AsyncIterator[Harness]:
     await server.close()
 
 
-def connection_of(harness: Harness, app: RecordingApp) -> BridgeConnection:
-    assert app.call is not None and isinstance(app.call.ws, BridgeConnection)
+def connection_of(harness: Harness, app: RecordingApp) -> HandoffConnection:
+    assert app.call is not None and isinstance(app.call.ws, HandoffConnection)
     return app.call.ws
 
 
