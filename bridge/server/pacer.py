@@ -1,8 +1,8 @@
 """The pacer: a call's playout queue to its socket in real time, as a timer callback (never a task).
 
-It runs 25-50 times a second per call, so it keeps its bound methods and instruments from construction
-and writes frames synchronously (`FrameWriter`). What to send when is the sans-I/O `Playout`'s decision;
-this class only turns its `poll`/`next_wakeup` into loop timers and socket writes.
+It runs 25-50 times a second per call: bound methods and instruments are looked up once, at construction,
+and frames are written synchronously through the compat `FrameWriter`. What to send when is the sans-I/O
+`Playout`'s decision; this class only turns its `poll`/`next_wakeup` into loop timers and socket writes.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Pacer:
         "_record_lead",
         "_running",
         "_stats",
+        "_unsent",
         "_writer",
         "_ws",
         "playout",
@@ -62,6 +63,7 @@ class Pacer:
     ) -> None:
         self._ws = ws
         self._writer = FrameWriter(ws)
+        self._unsent = ws.transport.get_write_buffer_size  # set at connection_made, fixed for its life
         self._stats = stats
         self._audio_out = app.audio_out
         self._mark_reached = app.mark_reached
@@ -133,7 +135,7 @@ class Pacer:
         if playout is None or ws.protocol.state is not WsState.OPEN:
             return  # closing: what is left is counted as dropped when the call ends
         now = time.monotonic()
-        if unsent_bytes(ws) > PACER_HOLD_BYTES:
+        if self._unsent() > PACER_HOLD_BYTES:
             self._schedule(now + playout.fmt.frame_ms / 1000)
             return
         try:
