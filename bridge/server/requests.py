@@ -27,17 +27,17 @@ class Requests:
         self._init_started = 0.0
 
     async def send(
-        self, request_id: str, method: str, parent: Span | None, send: Callable[[], None]
+        self, request_id: str, method: str, parent: Span | None, put_on_the_wire: Callable[[], None]
     ) -> RequestSettled:
-        """Register `request_id`, call `send` (which puts it on the wire) and wait for its settlement."""
+        """Register `request_id`, put it on the wire, then wait for its settlement; returns the settlement."""
         telemetry = self._telemetry
         started = time.monotonic()
         span = telemetry.child_span(
             f"rtvbp {method}", parent, SpanKind.CLIENT, {"rpc.system": "rtvbp", "rpc.method": method}
         )
         waiter: asyncio.Future[RequestSettled] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = waiter
-        send()
+        self._waiters[request_id] = waiter  # before sending: a settlement can never find no waiter
+        put_on_the_wire()
         try:
             settled = await waiter
         except asyncio.CancelledError:
