@@ -17,12 +17,12 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from bridge.auth import AdmissionError, Authenticator, Principal
+from bridge.compat.websockets import HandoffConnection
 from bridge.config import Settings
 from bridge.port import CallApp
 from bridge.protocol import negotiation
 from bridge.protocol.session import CLOSE_GOING_AWAY, SessionConfig
 from bridge.server.call import Call
-from bridge.server.connection import BridgeConnection
 from bridge.server.redaction import websockets_logger
 from bridge.telemetry import Telemetry
 
@@ -96,7 +96,7 @@ class BridgeServer:
             reuse_port=s.workers > 1,
             server_header="rtvbp-bridge",
             logger=websockets_logger(),
-            create_connection=BridgeConnection,
+            create_connection=HandoffConnection,
         )
 
     @property

@@ -2,9 +2,10 @@
 
 Two tasks per call: the reader (socket -> session) and the timer (request timeouts, initialize deadline,
 delayed close). The two paths that run 50 times a second per call are plain loop callbacks instead of
-task wake-ups: caller audio is taken straight from the socket's parser (`BridgeConnection`) and the
-pacer (playout queue -> socket, real time) is a timer callback that writes frames synchronously. All
-protocol decisions are in the sans-I/O session; this module only moves bytes and time.
+task wake-ups: caller audio is taken straight from the socket's parser (`HandoffConnection`) and the
+pacer (`pacer.py`) writes playout frames from a timer. Request waiters and their telemetry are in
+`requests.py`. All protocol decisions are in the sans-I/O session; `Call` keeps the lifecycle and applies
+the session's actions.
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import Span, SpanKind
+from opentelemetry.trace import Span
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
-from websockets.protocol import State as WsState
 
 from bridge.audio.format import AudioFormat
 from bridge.audio.playout import Playout, PlayoutFull
+from bridge.compat.websockets import HandoffConnection
 from bridge.port import AudioQueued, CallApp, CallRefused, CallStats, CallSummary, Cleared, CommandError
 from bridge.protocol.catalog import PayloadError
 from bridge.protocol.session import (
@@ -47,7 +48,9 @@ from bridge.protocol.session import (
     State,
     VoiceEvent,
 )
-from bridge.server.connection import BridgeConnection
+from bridge.server.pacer import Pacer, unsent_bytes
+from bridge.server.requests import Requests
+from bridge.server.wakeup import Wakeup
 from bridge.telemetry import Telemetry, current_session
 
 log = logging.getLogger("bridge.call")
@@ -57,9 +60,6 @@ log = logging.getLogger("bridge.call")
 # (reachable only by the voice's own requests, e.g. pings it never reads answers to) it is disconnected.
 MAX_UNSENT_BYTES = 1 << 20
 MAX_UNSENT_BYTES_HARD = 4 * MAX_UNSENT_BYTES
-# The pacer holds audio in the playout buffer (bounded, cleared by barge-in) rather than in websockets'
-# write buffer once this much is unsent: websockets' own write limit, where `send` would wait to drain.
-PACER_HOLD_BYTES = 32 * 1024
 
 
 def wall_ms() -> int:
@@ -68,40 +68,41 @@ def wall_ms() -> int:
 
 @dataclass(eq=False)
 class Call:
+    """One live call; implements `bridge.port.CallControl` for its bus side."""
+
     ws: ServerConnection
     config: SessionConfig
     app: CallApp
     playout_lead_ms: int = 100
     playout_max_ms: int = 60_000
-    session: ApplicationSession = field(init=False)
-    stats: CallStats = field(default_factory=CallStats)
-    playout: Playout | None = None
-    started_at: float = field(default_factory=time.monotonic)
     telemetry: Telemetry = field(default_factory=Telemetry)
     span: Span | None = None  # the call's span; request spans are its children
     on_violation: Callable[[ProtocolViolation], None] | None = None
-    _waiters: dict[str, asyncio.Future[RequestSettled]] = field(default_factory=dict)
-    _close_at: float | None = None
-    _close: Close | None = None
-    _wake_timer: Wakeup = field(default_factory=lambda: Wakeup())
-    _pace_handle: asyncio.Handle | None = None
-    _pace_due: float = 0.0
-    _pacing: bool = True
-    _ctx: contextvars.Context = field(default_factory=contextvars.copy_context)
-    _summary: CallSummary | None = None
-    _start_task: asyncio.Task[None] | None = None
-    _init_started: float = 0.0
-    _polls: int = 0
+    # State, read by the server and tests; set here and by the call itself, never by the constructor.
+    started_at: float = field(init=False)
+    session: ApplicationSession = field(init=False)
+    stats: CallStats = field(init=False)
+    playout: Playout | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        self.started_at = time.monotonic()
         self.session = ApplicationSession(self.config, opened_at=self.started_at, wall_ms=wall_ms)
+        self.stats = CallStats()
+        self._pacer = Pacer(self.ws, self.stats, self.app, self.telemetry, self._fail)
+        self._requests = Requests(self.telemetry)
+        self._wake_timer = Wakeup()
+        self._close_at: float | None = None
+        self._close: Close | None = None
+        self._ctx = contextvars.copy_context()  # replaced once the session id is known
+        self._summary: CallSummary | None = None
+        self._start_task: asyncio.Task[None] | None = None
 
     # ---- lifecycle ------------------------------------------------------------------------------------
 
     async def run(self) -> CallSummary:
         """Serve the call until the socket is gone; always reports the end to the app exactly once."""
         tasks = [asyncio.create_task(self._timer())]
-        if isinstance(self.ws, BridgeConnection):
+        if isinstance(self.ws, HandoffConnection):
             self.ws.offer_binary_to(self._take_audio)
         close_code: int | None = None
         close_reason = ""
@@ -117,7 +118,7 @@ class Call:
             sent = self.ws.protocol.close_sent
             close_code = rcvd.code if rcvd else sent.code if sent else None
             close_reason = rcvd.reason if rcvd else sent.reason if sent else ""
-            self._stop_pacer()
+            self._pacer.stop()
             for task in tasks:
                 task.cancel()
             if self._start_task is not None:
@@ -158,9 +159,9 @@ class Call:
         """A bug in a callback path: end this call like a failing reader would, never the process."""
         init = self.session.init_params
         log.exception("call %s failed (%s)", init.call.session_id if init else "-", where)
-        if isinstance(self.ws, BridgeConnection):
+        if isinstance(self.ws, HandoffConnection):
             self.ws.binary_sink = None
-        self._stop_pacer()
+        self._pacer.stop()
         self.end(CLOSE_INTERNAL, "internal error", "error", "internal error")
 
     # ---- downstream API (used by the broker link) -----------------------------------------------------
@@ -171,13 +172,13 @@ class Call:
             queued = playout.enqueue(audio, time.monotonic())
         except PlayoutFull as exc:
             raise CommandError(413, f"playout buffer full: {exc}") from None
-        self._reschedule_pacer(playout)
+        self._pacer.reschedule()
         return AudioQueued(queued_bytes=queued, queued_ms=int(playout.queued_ms))
 
     def add_mark(self, name: str) -> None:
         playout = self._require_playout()
         playout.add_mark(name, time.monotonic())
-        self._reschedule_pacer(playout)
+        self._pacer.reschedule()
 
     async def clear(self) -> Cleared:
         """Barge-in: drop our queue at once, then have the voice drop its buffer. Returns both counts."""
@@ -197,29 +198,12 @@ class Call:
             raise CommandError(exc.code, str(exc)) from None
         except PayloadError as exc:
             raise CommandError(400, str(exc)) from None
-        started = time.monotonic()
-        span = self.telemetry.child_span(
-            f"rtvbp {method}",
-            parent or self.span,
-            SpanKind.CLIENT,
-            {"rpc.system": "rtvbp", "rpc.method": method},
-        )
-        waiter: asyncio.Future[RequestSettled] = asyncio.get_running_loop().create_future()
-        self._waiters[request_id] = waiter
-        self._apply(actions)
-        self._wake_timer.set()
-        try:
-            settled = await waiter
-        except asyncio.CancelledError:
-            self.telemetry.end(span, "cancelled")
-            raise
-        outcome = "ok" if settled.ok else str(settled.code)
-        span.set_attribute("rtvbp.outcome", outcome)
-        self.telemetry.end(span, None if settled.ok else f"{settled.code} {settled.message}")
-        self.telemetry.request_duration.record(
-            time.monotonic() - started, {"method": method, "direction": "out", "outcome": outcome}
-        )
-        return settled
+
+        def put_on_the_wire() -> None:
+            self._apply(actions)
+            self._wake_timer.set()  # a new timeout deadline
+
+        return await self._requests.send(request_id, method, parent or self.span, put_on_the_wire)
 
     def send_event(self, name: str, data: Any) -> None:
         self._require_send_room()
@@ -240,12 +224,8 @@ class Call:
         duration_ms = int((time.monotonic() - self.started_at) * 1000)
         return CallSummary(reason, detail, duration_ms, self.stats, self.session.counters)
 
-    def _unsent_bytes(self) -> int:
-        transport = self.ws.transport
-        return int(transport.get_write_buffer_size()) if transport is not None else 0
-
     def _require_send_room(self) -> None:
-        if (unsent := self._unsent_bytes()) > MAX_UNSENT_BYTES:
+        if (unsent := unsent_bytes(self.ws)) > MAX_UNSENT_BYTES:
             raise CommandError(413, f"voice is not reading: {unsent} bytes waiting to be sent")
 
     def _require_playout(self) -> Playout:
@@ -266,11 +246,9 @@ class Call:
             elif isinstance(action, VoiceEvent):
                 self.app.voice_event(action)
             elif isinstance(action, RequestSettled):
-                waiter = self._waiters.pop(action.request_id, None)
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(action)
+                self._requests.settle(action)
             elif isinstance(action, InitializeRequested):
-                self._init_started = time.monotonic()
+                self._requests.initialize_started(time.monotonic())
                 current_session.set(action.params.call.session_id)  # for every log line of this call
                 self._ctx = contextvars.copy_context()  # ... and of the callbacks (audio in, pacer)
                 if self.span is not None:
@@ -286,7 +264,7 @@ class Call:
             elif isinstance(action, Close):
                 self._schedule_close(action)
             elif isinstance(action, Answered):
-                self._record_answer(action)
+                self._requests.answered(action, self.span)
             elif isinstance(action, ProtocolViolation):
                 self.telemetry.protocol_violations.add(1, {"kind": action.kind})
                 if self.on_violation is not None:
@@ -297,24 +275,8 @@ class Call:
             elif isinstance(action, Ready):
                 pass
 
-    def _record_answer(self, answered: Answered) -> None:
-        """A voice request we answered: one span and one duration sample (initialize spans its wait)."""
-        now = time.monotonic()
-        began = self._init_started if answered.method == "session.initialize" and self._init_started else now
-        outcome = "ok" if answered.code == 0 else str(answered.code)
-        span = self.telemetry.child_span(
-            f"rtvbp {answered.method}",
-            self.span,
-            SpanKind.SERVER,
-            {"rpc.system": "rtvbp", "rpc.method": answered.method, "rtvbp.outcome": outcome},
-        )
-        self.telemetry.end(span, None if answered.code == 0 else outcome)
-        self.telemetry.request_duration.record(
-            now - began, {"method": answered.method, "direction": "in", "outcome": outcome}
-        )
-
     def _send(self, message: str | bytes) -> None:
-        if (unsent := self._unsent_bytes()) > MAX_UNSENT_BYTES_HARD:
+        if (unsent := unsent_bytes(self.ws)) > MAX_UNSENT_BYTES_HARD:
             # Commands stop at the soft limit: the voice's own requests did this, it floods without reading.
             self.end(
                 CLOSE_POLICY, "peer not reading", "error", f"voice stopped reading ({unsent} bytes unsent)"
@@ -342,6 +304,7 @@ class Call:
         self.playout = Playout(
             fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms, batch_frames=batch
         )
+        self._pacer.start(self.playout, self._ctx)
         self._apply(self.session.accept_initialize(time.monotonic()))
 
     def _schedule_close(self, close: Close) -> None:
@@ -367,128 +330,6 @@ class Call:
                 return
             deadlines = [d for d in (self.session.next_deadline(), self._close_at) if d is not None]
             await self._wake_timer.sleep_until(min(deadlines) if deadlines else None)
-
-    def _reschedule_pacer(self, playout: Playout) -> None:
-        """After new audio or a mark: make sure the pacer runs by the playout's next deadline.
-
-        Something due already (new audio after silence, a mark at the end of what has played) is sent
-        right here rather than one loop iteration later: the first frame of a reply goes out at once.
-        """
-        now = time.monotonic()
-        due = playout.next_wakeup(now)
-        if due is None or not self._pacing:
-            return
-        if due <= now:
-            if self._pace_handle is not None:
-                self._pace_handle.cancel()
-                self._pace_handle = None
-            self._pace()
-        else:
-            self._schedule_pacer(due)
-
-    def _schedule_pacer(self, due: float) -> None:
-        handle = self._pace_handle
-        if not self._pacing or (handle is not None and self._pace_due <= due):
-            return  # an earlier (or equal) wake-up is already set
-        if handle is not None:
-            handle.cancel()
-        loop = asyncio.get_running_loop()
-        delay = due - time.monotonic()
-        self._pace_due = due
-        if delay > 0:
-            self._pace_handle = loop.call_later(delay, self._pace, context=self._ctx)
-        else:
-            self._pace_handle = loop.call_soon(self._pace, context=self._ctx)
-
-    def _stop_pacer(self) -> None:
-        self._pacing = False
-        if self._pace_handle is not None:
-            self._pace_handle.cancel()
-            self._pace_handle = None
-
-    def _pace(self) -> None:
-        """Send the frames that are due, then sleep until the next ones: a timer callback, never a task.
-
-        Frames are written synchronously, one binary message each, under the same state check as
-        `ws.send`. A voice that stops reading backpressures this call only: past PACER_HOLD_BYTES unsent,
-        audio waits in the playout buffer (bounded; barge-in still clears it) and the pacer retries.
-        """
-        self._pace_handle = None
-        playout, ws = self.playout, self.ws
-        if playout is None or ws.protocol.state is not WsState.OPEN:
-            return  # closing: what is left is counted as dropped when the call ends
-        now = time.monotonic()
-        if self._unsent_bytes() > PACER_HOLD_BYTES:
-            self._schedule_pacer(now + playout.fmt.frame_ms / 1000)
-            return
-        try:
-            frames, marks = playout.poll(now)
-            if frames:
-                protocol = ws.protocol
-                for frame in frames:
-                    protocol.send_binary(frame)
-                try:
-                    ws.send_data()
-                except Exception as exc:  # the socket broke: websockets' own handling of a failed write
-                    ws.set_connection_exc(exc)
-                    ws.transport.abort()
-                    return
-                stats = self.stats
-                stats.frames_out += len(frames)
-                stats.bytes_out += len(frames) * len(frames[0])
-                audio_out = self.app.audio_out
-                for frame in frames:
-                    audio_out(frame)
-            for mark in marks:
-                self.app.mark_reached(mark)
-            self._polls += 1
-            if frames and self._polls % 25 == 0:  # a lead sample every ~0.5 s of playout, not per frame
-                self.telemetry.playout_lead.record(playout.lead_ms)
-        except Exception:
-            self._fail("playout")
-            return
-        due = playout.next_wakeup(time.monotonic())
-        if due is not None:
-            self._schedule_pacer(due)
-
-
-class Wakeup:
-    """An Event-like flag whose `sleep_until` also ends at a deadline, without a task per wait."""
-
-    __slots__ = ("_flag", "_waiter")
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def set(self) -> None:
-        self._flag = True
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def sleep_until(self, deadline: float | None) -> None:
-        """Return at `deadline` (time.monotonic(); None = never) or as soon as set() is called."""
-        if self._flag:
-            self._flag = False
-            return
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiter = waiter
-        handle = None
-        if deadline is not None:
-            handle = loop.call_later(max(0.0, deadline - time.monotonic()), _resolve, waiter)
-        try:
-            await waiter
-        finally:
-            self._waiter = None
-            self._flag = False
-            if handle is not None:
-                handle.cancel()
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _ignore_closed(task: asyncio.Future[None]) -> None:

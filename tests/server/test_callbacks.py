@@ -16,12 +16,13 @@ import pytest
 
 from bridge.audio.playout import MarkReached
 from bridge.auth import Principal
+from bridge.compat import websockets as compat_websockets
+from bridge.compat.websockets import HandoffConnection
 from bridge.config import load_settings
 from bridge.port import CallSummary
 from bridge.protocol.session import InitializeRequested, VoiceEvent
 from bridge.server.app import BridgeServer
 from bridge.server.call import Call
-from bridge.server.connection import BridgeConnection
 from bridge.service import build_authenticator
 from bridge.tools.voicepeer import VoicePeer
 from tests.support.polling import until
@@ -92,8 +93,8 @@ async def harness() -> AsyncIterator[Harness]:
     await server.close()
 
 
-def connection_of(harness: Harness, app: RecordingApp) -> BridgeConnection:
-    assert app.call is not None and isinstance(app.call.ws, BridgeConnection)
+def connection_of(harness: Harness, app: RecordingApp) -> HandoffConnection:
+    assert app.call is not None and isinstance(app.call.ws, HandoffConnection)
     return app.call.ws
 
 
@@ -126,6 +127,32 @@ async def test_caller_audio_keeps_its_order_with_control_messages_on_both_paths(
     assert 0 < connection.binary_taken <= 100
     assert app.summary is not None and app.summary.stats.frames_in == 100
     assert app.summary.stats.bytes_in == 100 * FRAME
+
+
+async def test_without_the_parser_hooks_caller_audio_keeps_its_order_through_the_reader(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A websockets without the Assembler hooks the hand-off reads: every message takes the reader path."""
+    monkeypatch.setattr(compat_websockets, "handoff_supported", lambda connection: False)
+    async with VoicePeer(harness.url, session_id="no-hooks") as voice:
+        await voice.initialize()
+        app = harness.apps[0]
+        sent: list[tuple[str, object]] = []
+        for n in range(30):
+            frame = n.to_bytes(2, "little") * (FRAME // 2)
+            await voice.send_audio(frame)
+            sent.append(("audio", frame))
+            if n % 5 == 4:
+                await voice.dtmf(str(n % 10))
+                sent.append(("event", "dtmf"))
+                await asyncio.sleep(0.01)  # an idle reader: the hand-off would take the next frame
+        await voice.hangup()
+        await asyncio.wait_for(app.ended.wait(), 5)
+    received = [item for item in app.seen if item[0] in ("audio", "event") and item[1] not in NOT_SENT]
+    assert received == sent
+    connection = connection_of(harness, app)
+    assert connection.binary_sink is None and connection.binary_taken == 0
+    assert app.summary is not None and app.summary.stats.frames_in == 30
 
 
 async def test_audio_before_the_session_is_open_is_left_to_the_reader(harness: Harness) -> None:
