@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import re
 import sys
 import time
 import uuid
@@ -30,6 +29,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from bridge.audio.format import AudioFormat
 from bridge.audio.signal import tone
 from bridge.audio.wav import read_wav_as_l16, write_wav
+from bridge.protocol.codecs import CodecKey
 from bridge.protocol.envelope import Event, Request, Response
 from bridge.tools.voicepeer import RemoteError, VoicePeer, bearer_subprotocol, codec, now_ms
 
@@ -41,7 +41,6 @@ EXAMPLES = """examples:
 """
 DTMF_DIGITS = "0123456789*#ABCD"
 GRACE_S = 20.0
-_OFFER = re.compile(r"L16/(\d+)/(\d+)", re.IGNORECASE)
 
 
 # ---- what to call and what the caller does -----------------------------------------------------------------
@@ -364,10 +363,14 @@ def _collect(peer: VoicePeer, result: CallResult, recorder: _Recorder, keep_audi
 
 
 def parse_offer(text: str) -> dict[str, Any]:
-    match = _OFFER.fullmatch(text.strip())
-    if match is None:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a codec id like L16/8000/1")
-    return codec(int(match.group(1)), int(match.group(2)))
+    # Any L16 id may be offered, even one the bridge will refuse: that is a case worth simulating.
+    try:
+        key = CodecKey.parse(text.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if key.name != "L16":
+        raise argparse.ArgumentTypeError(f"{text!r}: the simulator offers L16 only")
+    return codec(key.sample_rate, key.channels)
 
 
 def parse_dtmf(text: str) -> tuple[tuple[str, float], ...]:
