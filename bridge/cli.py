@@ -102,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The user tools: a telephony simulator / load generator and a bus tap."""
-    from bridge.tools import simulate, tap
+    from bridge.tools import simulate_cli as simulate
+    from bridge.tools import tap
 
     sim = sub.add_parser(
         "simulate",

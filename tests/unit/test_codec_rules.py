@@ -10,7 +10,7 @@ import pytest
 from bridge.config import SettingsError, load_settings
 from bridge.protocol.catalog import AudioCodec
 from bridge.protocol.codecs import CodecKey, choose_codec, usable
-from bridge.tools.simulate import parse_offer
+from bridge.tools.simulate_cli import parse_offer
 
 
 def offer(rate: int, channels: int = 1, name: str = "L16", bits: int = 16) -> AudioCodec:
