@@ -59,27 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The user tools: a telephony simulator / load generator and a bus tap."""
-    from bridge.tools import simulate_cli as simulate
-    from bridge.tools import tap
+    from bridge.tools import simulate_cli, tap
 
-    sim = sub.add_parser(
-        "simulate",
-        help="call a bridge like telephony does (WAV or tone, DTMF, hang-up); --calls N for load",
-        description=simulate.__doc__,
-        epilog=simulate.EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    tools = (
+        (
+            "simulate",
+            simulate_cli,
+            "call a bridge like telephony does (WAV or tone, DTMF, hang-up); --calls N for load",
+        ),
+        ("tap", tap, "watch calls on the bus: print events, write caller/played audio to WAV files"),
     )
-    simulate.add_arguments(sim)
-    sim.set_defaults(func=simulate.run)
-    watch = sub.add_parser(
-        "tap",
-        help="watch calls on the bus: print events, write caller/played audio to WAV files",
-        description=tap.__doc__,
-        epilog=tap.EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    tap.add_arguments(watch)
-    watch.set_defaults(func=tap.run)
+    for name, tool, summary in tools:
+        parser = sub.add_parser(
+            name,
+            help=summary,
+            description=tool.__doc__,
+            epilog=tool.EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        tool.add_arguments(parser)
+        parser.set_defaults(func=tool.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
