@@ -20,8 +20,11 @@ RUN apt-get update \
 RUN python -m venv /opt/venv
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY bridge ./bridge
+# Shipped inside the package (setup.py): the AMQP contract and the example agents.
+COPY schemas ./schemas
+COPY examples/*.py ./examples/
 
 # Wheels first (the project and every dependency), then a non-editable install into the venv from
 # those wheels only; pip compiles the .pyc files here because the runtime filesystem is read-only.

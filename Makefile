@@ -17,6 +17,7 @@ export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 help:
 	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
 	@echo "make test   - lint, type-check and run the whole test suite"
+	@echo "make unit   - every test that needs no RabbitMQ (no broker started)"
 	@echo "make demo   - broker + bridge + example agent + simulated call, then print the timeline"
 	@echo "make bench  - quick benchmark (bridge vs I/O floor); bench-full for the whole curve"
 
@@ -67,8 +68,9 @@ typecheck: venv
 
 check: lint typecheck
 
-unit: venv $(ASYNCAPI_SCHEMA)
-	$(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
+# Every test that needs no RabbitMQ (tests that do are marked `broker`, see tests/conftest.py).
+unit: venv $(HELM) $(ASYNCAPI_SCHEMA)
+	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider -m "not broker" $(PYTEST_ARGS)
 
 test: check rabbitmq $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)

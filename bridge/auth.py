@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.exceptions import InvalidSubjectError
 
+from bridge.protocol.negotiation import BEARER_SUBPROTOCOL_PREFIX
+
 AuthMode = Literal["none", "token", "jwt"]
 Carrier = Literal["none", "authorization", "subprotocol"]
 AdmissionCause = Literal[
@@ -51,7 +53,6 @@ AdmissionCause = Literal[
     "carrier_not_allowed",
 ]
 
-BEARER_SUBPROTOCOL_PREFIX = "bearer."
 JWT_ALGORITHM = "RS256"  # fixed by the babelforce Cloud contract; never taken from the token
 MIN_RSA_KEY_BITS = 2048
 

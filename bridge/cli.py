@@ -3,61 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-import logging
 import sys
 from collections.abc import Sequence
 
 from bridge import __version__
 from bridge.config import SettingsError, describe_settings, load_settings
+from bridge.logs import setup_logging
 from bridge.loop import run as run_loop
-from bridge.telemetry import LogContext
 
 SERVE_EPILOG = (
     "Configuration comes from environment variables:\n\n{settings}\n\n"
     "OpenTelemetry is configured with the standard OTEL_* variables."
 )
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the call's session id when the record carries one."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key in ("session_id", "trace_id", "span_id"):
-            value = getattr(record, key, None)
-            if value:
-                entry[key] = value
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
-
-
-def setup_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(session_id)s] %(message)s")
-        )
-    handler.addFilter(LogContext())
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    # websockets logs raw request headers (Authorization included) at DEBUG: never let it.
-    logging.getLogger("websockets").setLevel(max(logging.INFO, logging.getLevelName(level)))
-    # The server's own websockets logger (credentials redacted) says "connection open/closed" and
-    # "HTTP response sent" for every probe and call at INFO: keep that for DEBUG.
-    if level != "DEBUG":
-        logging.getLogger("bridge.websockets").setLevel(logging.WARNING)
-    logging.getLogger("aio_pika").setLevel(logging.WARNING)
-    logging.getLogger("aiormq").setLevel(logging.WARNING)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -102,26 +59,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """The user tools: a telephony simulator / load generator and a bus tap."""
-    from bridge.tools import simulate, tap
+    from bridge.tools import simulate_cli, tap
 
-    sim = sub.add_parser(
-        "simulate",
-        help="call a bridge like telephony does (WAV or tone, DTMF, hang-up); --calls N for load",
-        description=simulate.__doc__,
-        epilog=simulate.EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    tools = (
+        (
+            "simulate",
+            simulate_cli,
+            "call a bridge like telephony does (WAV or tone, DTMF, hang-up); --calls N for load",
+        ),
+        ("tap", tap, "watch calls on the bus: print events, write caller/played audio to WAV files"),
     )
-    simulate.add_arguments(sim)
-    sim.set_defaults(func=simulate.run)
-    watch = sub.add_parser(
-        "tap",
-        help="watch calls on the bus: print events, write caller/played audio to WAV files",
-        description=tap.__doc__,
-        epilog=tap.EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    tap.add_arguments(watch)
-    watch.set_defaults(func=tap.run)
+    for name, tool, summary in tools:
+        parser = sub.add_parser(
+            name,
+            help=summary,
+            description=tool.__doc__,
+            epilog=tool.EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        tool.add_arguments(parser)
+        parser.set_defaults(func=tool.run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

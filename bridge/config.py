@@ -14,7 +14,9 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-AuthMode = Literal["none", "token", "jwt"]
+from bridge.auth import AuthMode
+from bridge.protocol.codecs import FRAME_MS, CodecKey
+
 DrainAction = Literal["move", "hangup"]
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
@@ -83,8 +85,12 @@ class Settings(BaseSettings):
         ("L16/8000/1", "L16/16000/1", "L16/24000/1"),
         description="Codec ids in order of preference; the first one the voice offers is chosen.",
     )
-    audio_chunk_ms: int = Field(100, ge=20, le=1000, description="Caller audio per AMQP message (x20 ms).")
-    playout_lead_ms: int = Field(100, ge=20, le=2000, description="How far ahead of real time audio is sent.")
+    audio_chunk_ms: int = Field(
+        100, ge=FRAME_MS, le=1000, description="Caller audio per AMQP message (x20 ms)."
+    )
+    playout_lead_ms: int = Field(
+        100, ge=FRAME_MS, le=2000, description="How far ahead of real time audio is sent."
+    )
     playout_max_ms: int = Field(60_000, ge=1000, description="Playout buffer bound per call.")
     mirror_out: bool = Field(False, description="Publish a copy of played audio to <session>.out.")
 
@@ -132,8 +138,8 @@ class Settings(BaseSettings):
     @field_validator("audio_chunk_ms")
     @classmethod
     def _chunk(cls, value: int) -> int:
-        if value % 20:
-            raise ValueError("must be a multiple of 20 ms (the RTVBP frame time)")
+        if value % FRAME_MS:
+            raise ValueError(f"must be a multiple of {FRAME_MS} ms (the RTVBP frame time)")
         return value
 
     @field_validator("codec_preference")
@@ -142,10 +148,9 @@ class Settings(BaseSettings):
         if not value:
             raise ValueError("at least one codec id is needed, e.g. L16/8000/1")
         for codec_id in value:
-            name, _, rest = codec_id.partition("/")
-            rate, _, channels = rest.partition("/")
-            if name.upper() != "L16" or not rate.isdigit() or not channels.isdigit():
-                raise ValueError(f"{codec_id!r} is not an L16/<rate>/<channels> codec id")
+            problem = CodecKey.parse(codec_id).unsupported()  # ValueError for a malformed id
+            if problem is not None:
+                raise ValueError(f"{codec_id!r}: {problem}")
         return value
 
     @model_validator(mode="after")

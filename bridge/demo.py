@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from bridge.audio.signal import dominant_frequency, rms
 from bridge.audio.wav import read_wav_as_l16
+from bridge.resources import EXAMPLES_DIR
 from bridge.tools.simulate import (
     CallResult,
     Script,
@@ -37,7 +38,8 @@ from bridge.tools.simulate import (
 )
 from bridge.tools.tap import PrettyPrinter, Selection, SessionTrace, Tap
 
-REPO = Path(__file__).resolve().parent.parent
+# Where `-m bridge...` imports from: the checkout, or site-packages when installed from a wheel.
+IMPORT_ROOT = Path(__file__).resolve().parent.parent
 TONE_HZ = 440.0
 DIGITS = (("1", 0.6), ("2", 1.2), ("#", 2.4))
 CANDIDATES = (220.0, 330.0, TONE_HZ, 550.0, 660.0, 880.0, 1000.0)
@@ -61,7 +63,7 @@ class Started:
         self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
     ) -> subprocess.Popen[bytes]:
         handle = log.open("wb")
-        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=REPO)  # noqa: S603
+        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env, cwd=IMPORT_ROOT)  # noqa: S603
         self.processes.append((name, process, handle))
         return process
 
@@ -139,7 +141,7 @@ def ensure_broker(amqp_url: str) -> bool:
     if answers(host, port):
         step(1, "RabbitMQ", f"answers on {host}:{port}")
         return True
-    script = REPO / "scripts" / "ensure-rabbitmq.sh"
+    script = IMPORT_ROOT / "scripts" / "ensure-rabbitmq.sh"  # a convenience of checkouts only
     if host not in ("127.0.0.1", "localhost") or not script.exists():
         step(1, "RabbitMQ", f"nothing answers on {host}:{port}: start a broker (or set BRIDGE_AMQP_URL)")
         return False
@@ -186,10 +188,7 @@ def ensure_bridge(args: argparse.Namespace, started: Started) -> int | None:
 
 
 def start_agent(args: argparse.Namespace, started: Started) -> bool:
-    script = REPO / "examples" / "echo_agent.py"
-    if not script.exists():
-        step(3, "agent", f"{script} not found: run the demo from a clone of the repository")
-        return False
+    script = EXAMPLES_DIR / "echo_agent.py"
     log = args.out / "echo-agent.log"
     process = started.spawn(
         "echo agent", [sys.executable, str(script), "--amqp-url", args.amqp_url, "--prefix", args.prefix], log

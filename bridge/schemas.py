@@ -14,12 +14,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from bridge.resources import CONTRACT_DIR
+
 if TYPE_CHECKING:
     from referencing import Registry
 
 BodyKind = Literal["event", "audio", "command", "reply"]
 
-SCHEMA_DIR: Path = Path(__file__).resolve().parent.parent / "schemas"
+SCHEMA_DIR: Path = CONTRACT_DIR
 
 _SUFFIX = ".schema.json"
 _TYPE_NAME = re.compile(r"[a-z][a-z0-9_.-]*")  # also keeps a hostile `type` from naming a path

@@ -19,6 +19,7 @@ import sys
 from types import FrameType
 
 from bridge.config import Settings
+from bridge.logs import setup_logging
 from bridge.loop import run as run_loop
 
 log = logging.getLogger("bridge.workers")
@@ -40,7 +41,6 @@ def _worker(settings: Settings, index: int, parent_pid: int) -> None:
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
-    from bridge.cli import setup_logging
     from bridge.service import serve
 
     setup_logging(settings.log_level, settings.log_format)

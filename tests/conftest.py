@@ -21,6 +21,15 @@ def amqp_url() -> str:
     return AMQP_URL
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every broker fixture starts from `amqp_url`, so a test that reaches it needs the real RabbitMQ:
+    mark it `broker` (`make unit` runs the rest). A test that reaches the broker another way marks
+    itself (`pytestmark = pytest.mark.broker`)."""
+    for item in items:
+        if "amqp_url" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.broker)
+
+
 @pytest.fixture
 async def prefix(amqp_url: str) -> AsyncIterator[str]:
     name = f"test-{uuid.uuid4().hex[:10]}"

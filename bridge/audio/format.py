@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: RTVBP carries 20 ms frames; PTime is not on the wire, it is a constant in every SDK.
-FRAME_MS = 20
+from bridge.protocol.codecs import FRAME_MS, unsupported_codec
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +53,7 @@ class AudioFormat:
     @classmethod
     def from_codec(cls, name: str, sample_rate: int, bit_depth: int, channels: int) -> AudioFormat:
         """The format of a negotiated RTVBP codec; ValueError for anything rtvbp.v1 cannot carry."""
-        if name.upper() != "L16":
-            raise ValueError(f"unsupported codec {name!r}: only L16 is carried on rtvbp.v1")
-        if bit_depth != 16:
-            raise ValueError(f"unsupported bit depth {bit_depth}: L16 is 16-bit")
-        if channels < 1:
-            raise ValueError(f"channels must be at least 1, got {channels}")
-        if sample_rate <= 0:
-            raise ValueError(f"sample rate must be positive, got {sample_rate}")
-        if (sample_rate * FRAME_MS) % 1000:
-            raise ValueError(f"a {FRAME_MS} ms frame at {sample_rate} Hz does not hold whole samples")
+        problem = unsupported_codec(name, sample_rate, bit_depth, channels)
+        if problem is not None:
+            raise ValueError(problem)
         return cls(sample_rate=sample_rate, channels=channels, sample_width=bit_depth // 8, frame_ms=FRAME_MS)

@@ -8,13 +8,21 @@ Wrong JSON types, `true` where an integer is due, and integers beyond int64 are 
 Encoding is strict: `to_wire` validates first, writes fields in the declared wire order, always writes
 the required-nullable keys (`metadata`, both `audio_codec`s), omits absent optional keys, and sorts the
 keys of free-form maps as Go does.
+
+Both directions are derived once per type from its dataclass fields: the type annotation picks the
+reader and writer, and `_wire(...)` field metadata says the rest (a wire key that is not the field name,
+null written rather than omitted, an empty list omitted). A payload type declares fields and `validate`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import types
+import typing
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final, Literal, NoReturn, Self, TypeVar
 
@@ -87,7 +95,6 @@ class _MalformedError(Exception):
     """Internal: carries the path-qualified detail up to the payload being decoded."""
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _T = TypeVar("_T", bound="Payload")
 
 # ------------------------------------------------------------------------------------------- readers
@@ -143,7 +150,7 @@ def _opt_str(obj: dict[str, Any], key: str, path: str) -> str | None:
 
 def _int_value(value: Any, path: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
-        if _INT64_MIN <= value <= _INT64_MAX:
+        if wire.INT64_MIN <= value <= wire.INT64_MAX:
             return int(value)
         raise _MalformedError(f"{path}: integer does not fit int64")
     _wrong(path, "integer", value)
@@ -215,6 +222,121 @@ def _nested_list(cls: type[_T], obj: dict[str, Any], key: str, path: str) -> tup
     )
 
 
+def _any(obj: dict[str, Any], key: str, path: str) -> Any:
+    return obj.get(key)  # free-form: any JSON value the wire parser accepted
+
+
+# ------------------------------------------------------------------------------------ field metadata
+
+_WIRE_METADATA: Final = "rtvbp.wire"
+
+
+@dataclass(frozen=True, slots=True)
+class _WireOptions:
+    key: str | None = None  # the wire key, where the field name cannot be it
+    nullable: bool = False  # `X | None` written as null (a required-nullable key) instead of omitted
+    omit_empty: bool = False  # an empty list is left off the wire, as Go's omitempty does
+
+
+def _wire(*, key: str | None = None, nullable: bool = False, omit_empty: bool = False) -> dict[str, Any]:
+    """Field metadata for what a field's type alone does not say about its wire form."""
+    return {_WIRE_METADATA: _WireOptions(key, nullable, omit_empty)}
+
+
+_Reader = Callable[[dict[str, Any], str, str], Any]  # (object, key, path) -> field value
+_Writer = Callable[[Any], Any]  # field value -> JSON value
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldCodec:
+    name: str
+    key: str
+    read: _Reader
+    write: _Writer
+    omit: Callable[[Any], bool]  # leave the key off the wire for this value
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+def _is_empty(value: Any) -> bool:
+    return not value
+
+
+def _never(value: Any) -> bool:
+    return False
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _to_wire(value: Payload) -> dict[str, Any]:
+    return value.to_wire()
+
+
+def _list_to_wire(values: tuple[Payload, ...]) -> list[dict[str, Any]]:
+    return [value.to_wire() for value in values]
+
+
+def _converters(hint: Any, optional: bool) -> tuple[_Reader, _Writer]:
+    """Reader and writer for a field annotated `hint` (`optional`: it was `hint | None`)."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is str:
+        return (_opt_str if optional else _str), _same
+    if hint is int:
+        return (_opt_int if optional else _int), _same
+    if hint is float and not optional:
+        return _float, float
+    if hint is Any:
+        return _any, wire.canonical
+    if origin is dict:
+        return (_opt_map if optional else _map), wire.canonical
+    if origin is tuple and args[1:] == (Ellipsis,) and not optional:
+        if args[0] is str:
+            return _str_list, list
+        if isinstance(args[0], type) and issubclass(args[0], Payload):
+            return functools.partial(_nested_list, args[0]), _list_to_wire
+    if isinstance(hint, type) and issubclass(hint, Payload):
+        return functools.partial(_opt_nested if optional else _nested, hint), _to_wire
+    raise TypeError(f"no wire form for a field of type {hint!r}")
+
+
+def _field_codec(spec: dataclasses.Field[Any], hint: Any) -> _FieldCodec:
+    options: _WireOptions = spec.metadata.get(_WIRE_METADATA, _WireOptions())
+    args = typing.get_args(hint)
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args
+    if optional:
+        (hint,) = (arg for arg in args if arg is not type(None))
+    read, write = _converters(hint, optional)
+    if optional or hint is Any:
+        # Only a nullable key carries null; every other absent value is left off the wire.
+        inner = write
+        write = functools.partial(_write_nullable, inner)
+        omit = _never if options.nullable else _is_none
+    else:
+        omit = _is_empty if options.omit_empty else _never
+    return _FieldCodec(spec.name, options.key or spec.name, read, write, omit)
+
+
+def _write_nullable(write: _Writer, value: Any) -> Any:
+    return None if value is None else write(value)
+
+
+_FIELD_CODECS: dict[type[Any], tuple[_FieldCodec, ...]] = {}
+
+
+def _field_codecs(cls: type[Any]) -> tuple[_FieldCodec, ...]:
+    """The wire form of a payload type, in declared field order, derived once and kept."""
+    codecs = _FIELD_CODECS.get(cls)
+    if codecs is None:
+        hints = typing.get_type_hints(cls)
+        codecs = tuple(_field_codec(spec, hints[spec.name]) for spec in dataclasses.fields(cls))
+        _FIELD_CODECS[cls] = codecs
+    return codecs
+
+
 # ---------------------------------------------------------------------------------------- validators
 
 
@@ -262,7 +384,7 @@ class Payload:
 
     @classmethod
     def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        raise NotImplementedError
+        return cls(**{f.name: f.read(obj, f.key, path) for f in _field_codecs(cls)})
 
     def validate(self) -> None:
         """Check the catalog's semantic rules; raises `PayloadValidationError`."""
@@ -273,7 +395,12 @@ class Payload:
         return self._encode()
 
     def _encode(self) -> dict[str, Any]:
-        raise NotImplementedError
+        out: dict[str, Any] = {}
+        for f in _field_codecs(type(self)):
+            value = getattr(self, f.name)
+            if not f.omit(value):
+                out[f.key] = f.write(value)
+        return out
 
 
 # -------------------------------------------------------------------------------------- shared types
@@ -283,32 +410,13 @@ class Payload:
 class AppInfo(Payload):
     id: str
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(id=_str(obj, "id", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"id": self.id}
-
 
 @dataclass(frozen=True, slots=True)
 class CallInfo(Payload):
     id: str
     session_id: str  # owned by the voice peer
-    from_: str  # wire key "from"
+    from_: str = field(metadata=_wire(key="from"))  # `from` is a Python keyword
     to: str
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            id=_str(obj, "id", path),
-            session_id=_str(obj, "session_id", path),
-            from_=_str(obj, "from", path),
-            to=_str(obj, "to", path),
-        )
-
-    def _encode(self) -> dict[str, Any]:
-        return {"id": self.id, "session_id": self.session_id, "from": self.from_, "to": self.to}
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,25 +427,6 @@ class AudioCodec(Payload):
     bit_depth: int
     channels: int
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            id=_str(obj, "id", path),
-            name=_str(obj, "name", path),
-            sample_rate=_int(obj, "sample_rate", path),
-            bit_depth=_int(obj, "bit_depth", path),
-            channels=_int(obj, "channels", path),
-        )
-
-    def _encode(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "sample_rate": self.sample_rate,
-            "bit_depth": self.bit_depth,
-            "channels": self.channels,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class AudioInfoItem(Payload):
@@ -345,32 +434,10 @@ class AudioInfoItem(Payload):
     bytes_per_second: float  # the only float of the catalog; Go spells 12800.0 as 12800
     bytes_total: int
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            bytes=_int(obj, "bytes", path),
-            bytes_per_second=_float(obj, "bytes_per_second", path),
-            bytes_total=_int(obj, "bytes_total", path),
-        )
-
-    def _encode(self) -> dict[str, Any]:
-        return {
-            "bytes": self.bytes,
-            "bytes_per_second": float(self.bytes_per_second),
-            "bytes_total": self.bytes_total,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class EmptyResponse(Payload):
     """`{}`: the result of operations without result fields."""
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls()
-
-    def _encode(self) -> dict[str, Any]:
-        return {}
 
 
 # -------------------------------------------------------------------------------------- operations
@@ -381,51 +448,21 @@ class SessionInitializeRequest(Payload):
     application: AppInfo
     call: CallInfo
     audio_codec_offerings: tuple[AudioCodec, ...]
-    metadata: dict[str, Any] | None = None  # required-nullable: always on the wire
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            application=_nested(AppInfo, obj, "application", path),
-            call=_nested(CallInfo, obj, "call", path),
-            audio_codec_offerings=_nested_list(AudioCodec, obj, "audio_codec_offerings", path),
-            metadata=_opt_map(obj, "metadata", path),
-        )
-
-    def _encode(self) -> dict[str, Any]:
-        return {
-            "application": self.application.to_wire(),
-            "call": self.call.to_wire(),
-            "audio_codec_offerings": [codec.to_wire() for codec in self.audio_codec_offerings],
-            "metadata": None if self.metadata is None else wire.canonical(self.metadata),
-        }
+    metadata: dict[str, Any] | None = field(default=None, metadata=_wire(nullable=True))
 
 
 @dataclass(frozen=True, slots=True)
 class SessionInitializeResponse(Payload):
-    audio_codec: AudioCodec | None  # required-nullable; real voices need a concrete offered codec
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(audio_codec=_opt_nested(AudioCodec, obj, "audio_codec", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"audio_codec": None if self.audio_codec is None else self.audio_codec.to_wire()}
+    # Real voices need a concrete offered codec.
+    audio_codec: AudioCodec | None = field(metadata=_wire(nullable=True))
 
 
 @dataclass(frozen=True, slots=True)
 class SessionTerminateRequest(Payload):
     reason: str
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(reason=_str(obj, "reason", path))
-
     def validate(self) -> None:
         _min_length("reason", self.reason)
-
-    def _encode(self) -> dict[str, Any]:
-        return {"reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,20 +471,8 @@ class PingRequest(Payload):
     rtt: int | None = None  # round trip of the previous ping; None = absent
     data: Any = None  # free-form, echoed by the peer; None = absent
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(t0=_int(obj, "t0", path), rtt=_opt_int(obj, "rtt", path), data=obj.get("data"))
-
     def validate(self) -> None:
         _nonzero("t0", self.t0)
-
-    def _encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"t0": self.t0}
-        if self.rtt is not None:
-            out["rtt"] = self.rtt
-        if self.data is not None:
-            out["data"] = wire.canonical(self.data)
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -458,26 +483,10 @@ class PingResponse(Payload):
     owd: int  # t2 - t0; may be negative with skewed clocks
     data: Any = None  # echo of the request's data; None = absent
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            t0=_int(obj, "t0", path),
-            t1=_int(obj, "t1", path),
-            t2=_int(obj, "t2", path),
-            owd=_int(obj, "owd", path),
-            data=obj.get("data"),
-        )
-
     def validate(self) -> None:
         _nonzero("t0", self.t0)
         _nonzero("t1", self.t1)
         _nonzero("t2", self.t2)
-
-    def _encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"t0": self.t0, "t1": self.t1, "t2": self.t2, "owd": self.owd}
-        if self.data is not None:
-            out["data"] = wire.canonical(self.data)
-        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,127 +494,54 @@ class ApplicationMoveRequest(Payload):
     reason: str | None = None
     application_id: str | None = None  # None: advance the IVR flow normally
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            reason=_opt_str(obj, "reason", path),
-            application_id=_opt_str(obj, "application_id", path),
-        )
-
-    def _encode(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if self.reason is not None:
-            out["reason"] = self.reason
-        if self.application_id is not None:
-            out["application_id"] = self.application_id
-        return out
-
 
 @dataclass(frozen=True, slots=True)
 class ApplicationMoveResponse(Payload):
     next_application_id: str | None = None
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(next_application_id=_opt_str(obj, "next_application_id", path))
-
-    def _encode(self) -> dict[str, Any]:
-        if self.next_application_id is None:
-            return {}
-        return {"next_application_id": self.next_application_id}
 
 
 @dataclass(frozen=True, slots=True)
 class CallHangupRequest(Payload):
     reason: str
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(reason=_str(obj, "reason", path))
-
     def validate(self) -> None:
         _min_length("reason", self.reason)
-
-    def _encode(self) -> dict[str, Any]:
-        return {"reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
 class AudioBufferClearRequest(Payload):
     """`{}`: discard application audio the voice buffered but has not played yet (barge-in)."""
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls()
-
-    def _encode(self) -> dict[str, Any]:
-        return {}
-
 
 @dataclass(frozen=True, slots=True)
 class AudioBufferClearResponse(Payload):
     len: int  # buffered bytes the voice discarded
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(len=_int(obj, "len", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"len": self.len}
-
 
 @dataclass(frozen=True, slots=True)
 class RecordingStartRequest(Payload):
-    tags: tuple[str, ...] = ()  # omitted from the wire when empty, as Go's omitempty does
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(tags=_str_list(obj, "tags", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"tags": list(self.tags)} if self.tags else {}
+    tags: tuple[str, ...] = field(default=(), metadata=_wire(omit_empty=True))
 
 
 @dataclass(frozen=True, slots=True)
 class RecordingStartResponse(Payload):
     id: str
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(id=_str(obj, "id", path))
-
     def validate(self) -> None:
         _min_length("id", self.id)
-
-    def _encode(self) -> dict[str, Any]:
-        return {"id": self.id}
 
 
 @dataclass(frozen=True, slots=True)
 class RecordingStopRequest(Payload):
     id: str
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(id=_str(obj, "id", path))
-
     def validate(self) -> None:
         _min_length("id", self.id)
-
-    def _encode(self) -> dict[str, Any]:
-        return {"id": self.id}
 
 
 @dataclass(frozen=True, slots=True)
 class SessionGetRequest(Payload):
     keys: tuple[str, ...] = ()  # empty: all variables (sent as [], never null)
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(keys=_str_list(obj, "keys", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"keys": list(self.keys)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -627,27 +563,13 @@ class SessionGetResponse(Payload):
 class SessionSetRequest(Payload):
     data: dict[str, Any]
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(data=_map(obj, "data", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"data": wire.canonical(self.data)}
-
 
 # ------------------------------------------------------------------------------------------ events
 
 
 @dataclass(frozen=True, slots=True)
 class SessionUpdatedEvent(Payload):
-    audio_codec: AudioCodec | None  # required-nullable; echoes the codec we selected
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(audio_codec=_opt_nested(AudioCodec, obj, "audio_codec", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"audio_codec": None if self.audio_codec is None else self.audio_codec.to_wire()}
+    audio_codec: AudioCodec | None = field(metadata=_wire(nullable=True))  # echoes the codec we selected
 
 
 @dataclass(frozen=True, slots=True)
@@ -657,15 +579,6 @@ class DtmfEvent(Payload):
     released_at: int  # epoch ms
     digit: str
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            seq=_int(obj, "seq", path),
-            pressed_at=_int(obj, "pressed_at", path),
-            released_at=_int(obj, "released_at", path),
-            digit=_str(obj, "digit", path),
-        )
-
     def validate(self) -> None:
         _at_least("seq", self.seq, 0)
         _at_least("pressed_at", self.pressed_at, 0)
@@ -673,25 +586,10 @@ class DtmfEvent(Payload):
         _min_length("digit", self.digit)
         _not_before("released_at", self.released_at, "pressed_at", self.pressed_at)
 
-    def _encode(self) -> dict[str, Any]:
-        return {
-            "seq": self.seq,
-            "pressed_at": self.pressed_at,
-            "released_at": self.released_at,
-            "digit": self.digit,
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class CallHangupEvent(Payload):
     reason: str | None = None
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(reason=_opt_str(obj, "reason", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {} if self.reason is None else {"reason": self.reason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -699,39 +597,15 @@ class AudioInfoEvent(Payload):
     read: AudioInfoItem  # diagnostic counters; the read/write direction wording is ambiguous upstream
     write: AudioInfoItem
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(
-            read=_nested(AudioInfoItem, obj, "read", path),
-            write=_nested(AudioInfoItem, obj, "write", path),
-        )
-
-    def _encode(self) -> dict[str, Any]:
-        return {"read": self.read.to_wire(), "write": self.write.to_wire()}
-
 
 @dataclass(frozen=True, slots=True)
 class AudioSpeechStartedEvent(Payload):
     origin: str  # "sender" or "receiver"
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(origin=_str(obj, "origin", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"origin": self.origin}
-
 
 @dataclass(frozen=True, slots=True)
 class OutputTranscriptDeltaEvent(Payload):
     delta: str
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(delta=_str(obj, "delta", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"delta": self.delta}
 
 
 @dataclass(frozen=True, slots=True)
@@ -740,36 +614,15 @@ class OutputTranscriptDoneEvent(Payload):
 
     text: str | None = None
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(text=_opt_str(obj, "text", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {} if self.text is None else {"text": self.text}
-
 
 @dataclass(frozen=True, slots=True)
 class InputTranscriptEvent(Payload):
     delta: str  # the complete finalised utterance, despite the legacy key name
 
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(delta=_str(obj, "delta", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"delta": self.delta}
-
 
 @dataclass(frozen=True, slots=True)
 class AgentToolCallEvent(Payload):
     name: str  # tool name only; arguments and results are deliberately never sent
-
-    @classmethod
-    def _decode(cls, obj: dict[str, Any], path: str) -> Self:
-        return cls(name=_str(obj, "name", path))
-
-    def _encode(self) -> dict[str, Any]:
-        return {"name": self.name}
 
 
 # ---------------------------------------------------------------------------------------- registry
@@ -838,6 +691,14 @@ EVENTS: Final[Mapping[str, EventSpec]] = _index(
     ),
     lambda spec: spec.name,
 )
+
+
+# Derive every wire form now: a field type without one fails at import, not on a live call.
+for _operation in OPERATIONS.values():
+    _field_codecs(_operation.request)
+    _field_codecs(_operation.response)
+for _event in EVENTS.values():
+    _field_codecs(_event.data)
 
 
 def decode_params(method: str, params: Any) -> Payload:

@@ -13,7 +13,7 @@ from typing import Literal
 
 DEFAULT_PROFILE = "rtvbp.v1"
 SUPPORTED_PROFILES: tuple[str, ...] = (DEFAULT_PROFILE,)
-BEARER_PREFIX = "bearer."
+BEARER_SUBPROTOCOL_PREFIX = "bearer."  # the browser credential carrier: `bearer.<base64url token>`
 
 NegotiationFailure = Literal["unsupported-profile", "invalid-token"]
 
@@ -37,7 +37,7 @@ def select_profile(offered: Sequence[str], supported: Sequence[str] = SUPPORTED_
     tokens = [t.strip() for t in offered]
     if any(not t for t in tokens):
         raise NegotiationError("invalid-token", "empty WebSocket subprotocol token offered")
-    profiles = [t for t in tokens if not t.startswith(BEARER_PREFIX)]
+    profiles = [t for t in tokens if not t.startswith(BEARER_SUBPROTOCOL_PREFIX)]
     for candidate in supported:
         if candidate in profiles:
             return Selection(token=candidate, profile=candidate)

@@ -185,14 +185,10 @@ class _Pending:
 
 @dataclass(slots=True)
 class SessionCounters:
+    """Input the session dropped, reported in session.ended (the rest is in ProtocolViolation actions)."""
+
     malformed_frames: int = 0
     early_binary_frames: int = 0
-    invalid_events: int = 0
-    unknown_events: int = 0
-    requests_in: int = 0
-    requests_out: int = 0
-    events_in: int = 0
-    events_out: int = 0
 
 
 def new_request_id() -> str:
@@ -329,7 +325,6 @@ class ApplicationSession:
         text = _encode_outgoing(Request(request_id, method, payload.to_wire()))
         pending = _Pending(method, now + self.config.request_timeout_s, text)
         self._pending[request_id] = pending
-        self.counters.requests_out += 1
         if self.state is State.READY:
             pending.sent = True
             return request_id, [SendText(text)]
@@ -342,7 +337,6 @@ class ApplicationSession:
             raise SessionStateError(409, f"session is {self.state.value}")
         payload = catalog.decode_event_data(name, data)
         text = _encode_outgoing(Event(new_request_id(), name, payload.to_wire()))
-        self.counters.events_out += 1
         return [SendText(text)]
 
     def close(
@@ -386,7 +380,6 @@ class ApplicationSession:
     # ---- frame handlers -------------------------------------------------------------------------------
 
     def _on_request(self, request: Request, now: float, received_ms: int) -> list[Action]:
-        self.counters.requests_in += 1
         method = request.method
         if method not in HANDLED_HERE:
             return [self._error(request.id, 501, f"unknown method: {method}"), self._answered(method, 501)]
@@ -458,15 +451,12 @@ class ApplicationSession:
     def _on_event(self, event: Event) -> list[Action]:
         name = event.event
         if name not in VOICE_EVENTS:
-            self.counters.unknown_events += 1
             return [ProtocolViolation("unknown_event", name)]
         raw = {} if event.data is ABSENT or event.data is None else event.data
         try:
             payload = catalog.decode_event_data(name, raw)
         except PayloadError as exc:
-            self.counters.invalid_events += 1
             return [ProtocolViolation("invalid_event", f"{name}: {exc}")]
-        self.counters.events_in += 1
         actions: list[Action] = []
         if name == "call.hangup":
             self._hangup_seen = True

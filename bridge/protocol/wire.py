@@ -16,7 +16,17 @@ from decimal import Decimal
 from json.encoder import encode_basestring
 from typing import Any, NoReturn
 
-__all__ = ["MAX_DEPTH", "MAX_SAFE_INT", "WireError", "canonical", "dumps", "go_float", "loads"]
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_DEPTH",
+    "MAX_SAFE_INT",
+    "WireError",
+    "canonical",
+    "dumps",
+    "go_float",
+    "loads",
+]
 
 
 class WireError(ValueError):
@@ -25,7 +35,7 @@ class WireError(ValueError):
 
 MAX_SAFE_INT = 2**53 - 1
 MAX_DEPTH = 64
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1  # Go's int: the widest integer any peer decodes
 _INT64_MAX_DIGITS = 20  # "-9223372036854775808"; longer literals are out of range anyway
 
 # A string (its closing quote optional, so a scan never backtracks: linear on any input) or a bracket.
@@ -56,7 +66,7 @@ def _parse_int(literal: str) -> int:
     if len(literal) > _INT64_MAX_DIGITS:
         _fail(f"integer {literal[:24]}... does not fit int64")
     value = int(literal)
-    if not _INT64_MIN <= value <= _INT64_MAX:
+    if not INT64_MIN <= value <= INT64_MAX:
         _fail(f"integer {literal} does not fit int64")
     return value
 

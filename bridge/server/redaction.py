@@ -9,10 +9,13 @@ from __future__ import annotations
 import logging
 import re
 
+from bridge.protocol.negotiation import BEARER_SUBPROTOCOL_PREFIX
+
 SENSITIVE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "x-proxy-token"})
 # The whole entry up to the next comma: a malformed carrier (standard base64 with '+', '/' or '=', a
 # space) is still a credential, and is exactly what a buggy client sends.
-_BEARER_ENTRY = re.compile(r"bearer\.[^,]*", re.IGNORECASE)
+_BEARER_ENTRY = re.compile(re.escape(BEARER_SUBPROTOCOL_PREFIX) + "[^,]*", re.IGNORECASE)
+_REDACTED_BEARER = BEARER_SUBPROTOCOL_PREFIX + "[redacted]"
 
 
 class RedactCredentials(logging.Filter):
@@ -23,7 +26,7 @@ class RedactCredentials(logging.Filter):
             if name in SENSITIVE_HEADERS:
                 record.args = (args[0], "[redacted]", *args[2:])
             elif name == "sec-websocket-protocol":
-                record.args = (args[0], _BEARER_ENTRY.sub("bearer.[redacted]", str(args[1])), *args[2:])
+                record.args = (args[0], _BEARER_ENTRY.sub(_REDACTED_BEARER, str(args[1])), *args[2:])
         return True
 
 

@@ -23,6 +23,7 @@ from websockets.typing import Subprotocol
 
 from bridge.errors import CodedError
 from bridge.protocol.envelope import ABSENT, ErrorObject, Event, Request, Response, decode_frame, encode_frame
+from bridge.protocol.negotiation import BEARER_SUBPROTOCOL_PREFIX
 
 L16_8K = {"id": "L16/8000/1", "name": "L16", "sample_rate": 8000, "bit_depth": 16, "channels": 1}
 REVERSE_TERMINATE = "session.terminate is not supported. please use application.move or call.hangup instead"
@@ -337,4 +338,4 @@ class VoicePeer:
 
 
 def bearer_subprotocol(token: str) -> str:
-    return "bearer." + base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+    return BEARER_SUBPROTOCOL_PREFIX + base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")

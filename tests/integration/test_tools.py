@@ -18,7 +18,8 @@ import pytest
 from bridge.audio.signal import dominant_frequency, tone
 from bridge.broker.names import session_key
 from bridge.cli import build_parser
-from bridge.tools.simulate import Script, Target, run_call, simulate
+from bridge.tools.simulate import Script, Target, run_call
+from bridge.tools.simulate_cli import simulate
 from bridge.tools.tap import tap_main
 from tests.conftest import BridgeFactory, ws_url
 from tests.support.amqp import Agent

@@ -121,6 +121,7 @@ async def _serve_hostile_batch(batch: list[tuple[str, Any]]) -> None:
         await delete_topology(AMQP_URL, prefix)
 
 
+@pytest.mark.broker  # a Hypothesis test cannot take the broker fixtures; it starts its own bridge
 @settings(
     max_examples=6,
     deadline=None,

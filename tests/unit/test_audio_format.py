@@ -44,6 +44,7 @@ def test_from_codec_accepts_l16(name: str) -> None:
         ("PCMU", 8000, 16, 1, "codec"),
         ("L16", 8000, 8, 1, "bit depth"),
         ("L16", 8000, 16, 0, "channels"),
+        ("L16", 8000, 16, 9, "channels"),
         ("L16", 0, 16, 1, "sample rate"),
         ("L16", -8000, 16, 1, "sample rate"),
         ("L16", 11025, 16, 1, "whole samples"),  # 20 ms = 220.5 samples

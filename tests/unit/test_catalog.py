@@ -456,3 +456,41 @@ def test_event_decoder_raises_only_payload_errors(event: str, obj: Any) -> None:
     for name in (event, *catalog.EVENTS):
         with contextlib.suppress(catalog.PayloadError):
             catalog.decode_event_data(name, obj)
+
+
+# ---- wire forms derived from the dataclass fields
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Unsendable(catalog.Payload):
+    tags: set[str]  # no wire form: JSON has no sets
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Shaped(catalog.Payload):
+    from_: str = dataclasses.field(metadata=catalog._wire(key="from"))
+    note: str | None = None
+    extra: dict[str, Any] | None = dataclasses.field(default=None, metadata=catalog._wire(nullable=True))
+    labels: tuple[str, ...] = dataclasses.field(default=(), metadata=catalog._wire(omit_empty=True))
+
+
+def test_a_field_type_without_a_wire_form_is_refused_by_name() -> None:
+    with pytest.raises(TypeError, match="no wire form for a field of type set"):
+        _Unsendable.from_wire({"tags": []})
+
+
+def test_field_metadata_renames_keeps_null_and_omits_empty() -> None:
+    assert _Shaped("x").to_wire() == {"from": "x", "extra": None}  # note omitted, extra kept as null
+    full = _Shaped("x", "n", {"b": 1, "a": 2}, ("l",))
+    assert list(full.to_wire().items()) == [
+        ("from", "x"),
+        ("note", "n"),
+        ("extra", {"a": 2, "b": 1}),
+        ("labels", ["l"]),
+    ]
+    assert list(full.to_wire()["extra"]) == ["a", "b"]  # free-form maps are sorted as Go does
+    assert _Shaped.from_wire(full.to_wire()) == full
+    with pytest.raises(
+        catalog.PayloadDecodeError, match=r"decode _Shaped: from: expected string, got number"
+    ):
+        _Shaped.from_wire({"from": 1})

@@ -240,7 +240,7 @@ def test_malformed_frames_are_dropped_counted_and_never_answered(text: str) -> N
     assert session.state is State.READY
 
 
-def test_unknown_and_invalid_events_are_ignored_and_counted() -> None:
+def test_unknown_and_invalid_events_are_ignored_and_reported() -> None:
     session = ready_session()
     assert (
         of(session.receive_text(event("future.event", {"x": 1}), 0.0), ProtocolViolation)[0].kind
@@ -249,7 +249,6 @@ def test_unknown_and_invalid_events_are_ignored_and_counted() -> None:
     bad_dtmf = {"seq": 0, "pressed_at": 10, "released_at": 5, "digit": "1"}
     actions = session.receive_text(event("dtmf", bad_dtmf), 0.0)
     assert of(actions, VoiceEvent) == [] and of(actions, ProtocolViolation)[0].kind == "invalid_event"
-    assert (session.counters.unknown_events, session.counters.invalid_events) == (1, 1)
 
 
 def test_binary_before_the_initialize_answer_is_dropped_then_audio_flows() -> None:
@@ -311,7 +310,7 @@ def test_outbound_params_are_validated_strictly() -> None:
     for data in ({"blob": b"\x00"}, {"big": 2**60}):
         with pytest.raises(PayloadError):
             session.send_request("session.set", {"data": data}, 0.0)
-    assert session.counters.requests_out == 0
+    assert session.next_deadline() is None  # nothing refused was left pending
 
 
 def test_unanswered_requests_time_out() -> None:
