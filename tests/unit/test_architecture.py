@@ -36,8 +36,10 @@ def bridge_imports(path: Path) -> set[str]:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names if alias.name.startswith("bridge"))
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("bridge"):
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
             base = node.module or ""
+            if not base.startswith("bridge"):
+                continue
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     modules = {module_name(p) for p in PACKAGE.rglob("*.py")}

@@ -1,4 +1,4 @@
-"""Consumer commands decoded into typed dataclasses, and every way a body can be wrong (broker/commands.py)."""
+"""Consumer commands decoded into typed dataclasses, and every way a body can be wrong."""
 
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ def test_absent_or_nil_params_and_data_are_empty_maps() -> None:
 
 
 def test_an_audio_codec_matching_the_session_is_accepted() -> None:
-    assert decode({"type": "audio", "audio": b"\0\0", "codec": dict(SESSION_CODEC)}) == AudioCommand(b"\0\0")
-    assert decode({"type": "audio", "audio": b"\0\0", "codec": {"sample_rate": 8000}}) == AudioCommand(b"\0\0")
+    for codec in (dict(SESSION_CODEC), {"sample_rate": 8000}):
+        assert decode({"type": "audio", "audio": b"\0\0", "codec": codec}) == AudioCommand(b"\0\0")
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_an_audio_codec_matching_the_session_is_accepted() -> None:
         ({"type": "audio"}, 400, "audio", "non-empty binary 'audio'"),
         ({"type": "audio", "audio": ""}, 400, "audio", "non-empty binary 'audio'"),
         ({"type": "audio", "audio": b"\0\0", "codec": "L16"}, 400, "audio", "codec must be a map"),
-        ({"type": "audio", "audio": b"\0\0", "codec": {"sample_rate": 16000}}, 400, "audio", "does not match"),
+        ({"type": "audio", "audio": b"\0\0", "codec": {"sample_rate": 16000}}, 400, "audio", "not match"),
         ({"type": "mark", "name": ""}, 400, "mark", "non-empty string 'name'"),
         ({"type": "request", "params": {}}, 400, "request", "string 'method'"),
         ({"type": "event", "event": 5}, 400, "event", "string 'event'"),
