@@ -13,6 +13,7 @@ from bridge.auth import AuthConfig, Authenticator, JwtKey, Principal, load_jwt_k
 from bridge.broker.client import BrokerClient
 from bridge.broker.link import LinkSettings, LocalOwnership, SessionLink
 from bridge.broker.names import Topology
+from bridge.broker.replay import ReplaySettings
 from bridge.config import Settings
 from bridge.protocol.session import CLOSE_GOING_AWAY
 from bridge.server.app import BridgeServer
@@ -49,6 +50,12 @@ def build_authenticator(settings: Settings) -> Authenticator:
     )
 
 
+def replay_settings(settings: Settings) -> ReplaySettings | None:
+    if not settings.replay:
+        return None
+    return ReplaySettings(settings.replay_max_age_s, settings.replay_max_bytes or None)
+
+
 class Service:
     """The bridge process: one broker client, one WebSocket server, graceful drain on SIGTERM."""
 
@@ -60,6 +67,8 @@ class Service:
             Topology(settings.exchange_prefix),
             settings.confirm_window,
             settings.instance_id,
+            heartbeat_s=settings.amqp_heartbeat_s,
+            replay=replay_settings(settings),
         )
         self.ownership = LocalOwnership()
         self.link_settings = LinkSettings(
