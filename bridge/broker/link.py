@@ -154,6 +154,7 @@ class SessionLink:
         confirmed = self._publish_event("session.started", started, confirm=True)
         assert confirmed is not None
         self._announced = True  # from here on, consumers must also hear how the call ends
+        self.broker.ledger.call_started(self.key, self.session_id)  # so a surviving replica can end it
         for event in self._early_events:  # what the voice said during set-up, right behind the start
             self._publish_event(event.name, event.raw)
         self._early_events.clear()
@@ -427,6 +428,7 @@ class SessionLink:
         )
 
     async def _release(self) -> None:
+        self.broker.ledger.call_ended(self.key)  # behind session.ended; a no-op if never announced
         if self._reclaim is not None:
             self._reclaim.cancel()
         if self._channel is not None:
