@@ -94,11 +94,11 @@ async def test_three_replicas_one_killed_each_of_its_calls_ends_once_others_unto
     prefix: str, amqp_url: str, agent: Agent, tmp_path: Path
 ) -> None:
     instances = [f"rl-{uuid.uuid4().hex[:6]}-{n}" for n in range(3)]
-    env = {"BRIDGE_AMQP_HEARTBEAT_S": "7", "BRIDGE_DRAIN_TIMEOUT_S": "120"}
+    env = {"BRIDGE_AMQP_HEARTBEAT_S": "5", "BRIDGE_DRAIN_TIMEOUT_S": "120"}
     with replicas(prefix, amqp_url, tmp_path, instances, **env) as bridges:
         victim, survivors = bridges[0], bridges[1:]
         # The heartbeat setting reaches the broker: the negotiated timeout of both of a bridge's connections.
-        assert heartbeat_timeouts(instances[1]) == [7, 7]
+        assert heartbeat_timeouts(instances[1]) == [5, 5]
         lost = [f"lost-{n}-{uuid.uuid4().hex[:4]}" for n in range(2)]
         kept = [f"kept-{b}-{n}-{uuid.uuid4().hex[:4]}" for b in range(2) for n in range(2)]
         normal = f"normal-{uuid.uuid4().hex[:4]}"
