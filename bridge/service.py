@@ -86,6 +86,7 @@ class Service:
             telemetry=self.telemetry,
         )
         self.telemetry.totals.broker_reconnects = lambda: self.broker.reconnects
+        self.telemetry.totals.lost_calls_ended = lambda: self.broker.reaper.calls_reaped
         self._stop = asyncio.Event()
         self._signals = 0
         self._key_watch: asyncio.Task[None] | None = None
