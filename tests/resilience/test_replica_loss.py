@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -61,6 +62,13 @@ def heartbeat_timeouts(instance: str) -> list[int]:
     return found
 
 
+def lost_calls_ended(bridge: BridgeProcess) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{bridge.port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values = [line.split()[-1] for line in text.splitlines() if line.startswith("rtvbp_sessions_lost_ended")]
+    return float(values[0]) if values else 0.0
+
+
 def kill(bridge: BridgeProcess) -> None:
     os.killpg(bridge.process.pid, signal.SIGKILL)
     bridge.process.wait(10)
@@ -94,7 +102,7 @@ async def test_three_replicas_one_killed_each_of_its_calls_ends_once_others_unto
     prefix: str, amqp_url: str, agent: Agent, tmp_path: Path
 ) -> None:
     instances = [f"rl-{uuid.uuid4().hex[:6]}-{n}" for n in range(3)]
-    env = {"BRIDGE_AMQP_HEARTBEAT_S": "5", "BRIDGE_DRAIN_TIMEOUT_S": "120"}
+    env = {"BRIDGE_AMQP_HEARTBEAT_S": "5", "BRIDGE_DRAIN_TIMEOUT_S": "120", "BRIDGE_METRICS_ENABLED": "true"}
     with replicas(prefix, amqp_url, tmp_path, instances, **env) as bridges:
         victim, survivors = bridges[0], bridges[1:]
         # The heartbeat setting reaches the broker: the negotiated timeout of both of a bridge's connections.
@@ -132,6 +140,7 @@ async def test_three_replicas_one_killed_each_of_its_calls_ends_once_others_unto
             assert (await agent.wait_event("session.ended", session)).body["data"]["reason"] == "hangup"
         # Exactly once: by now (later calls ended after them) no second session.ended for any call.
         assert [len(ended(agent, s)) for s in [*lost, normal, *kept]] == [1] * (len(lost) + 1 + len(kept))
+        assert sum(lost_calls_ended(b) for b in survivors) == len(lost)  # and the metric says who did it
         for voice in voices.values():
             await voice.close()
         print(f"\nreplica killed -> bridge_lost for its {len(lost)} calls after {took:.2f} s")
