@@ -52,6 +52,7 @@ class LostCallReaper:
         self._tracker: LostCallTracker[AbstractIncomingMessage] = LostCallTracker(presence)
         self._conn: AbstractRobustConnection | None = None
         self._checks: aiormq.abc.AbstractChannel | None = None
+        self._delivering: aiormq.abc.AbstractChannel | None = None  # the channel the tracked records came on
         self._task: asyncio.Task[None] | None = None
         self.calls_reaped = 0
 
@@ -63,8 +64,6 @@ class LostCallReaper:
         await channel.declare_queue(self.presence, exclusive=True, auto_delete=True)
         ledger = await channel.declare_queue(self.topology.ledger, durable=True, arguments=LEDGER_QUEUE_ARGS)
         await ledger.consume(self._on_record)
-        # What this reader held unacked goes back to the queue when its channel drops: start afresh.
-        channel.reopen_callbacks.add(lambda *_: self._tracker.reset())
         self._task = asyncio.create_task(self._watch(), name="lost-call-reaper")
 
     async def stop(self) -> None:
@@ -73,7 +72,20 @@ class LostCallReaper:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    def _current(self, delivering: aiormq.abc.AbstractChannel | None) -> bool:
+        """Whether the tracked records are still held; if their channel is gone, start afresh.
+
+        What a reader held unacked goes back to the queue when its channel drops, and is redelivered on
+        the restored channel (to this reader or to another): nothing tracked from before may be acted on.
+        """
+        if delivering is not self._delivering or (delivering is not None and delivering.is_closed):
+            self._tracker.reset()
+            self._delivering = delivering if delivering is not None and not delivering.is_closed else None
+            return False
+        return True
+
     async def _on_record(self, message: AbstractIncomingMessage) -> None:
+        self._current(message.channel)
         try:
             record = LedgerRecord.from_wire(msgpack.unpackb(message.body, raw=False))
         except (BadRecord, ValueError, msgpack.UnpackException) as exc:
@@ -88,6 +100,8 @@ class LostCallReaper:
         while True:
             await asyncio.sleep(CHECK_INTERVAL_S)
             try:
+                if not self._current(self._delivering):
+                    continue
                 for presence in self._tracker.to_check():
                     present = await self._present(presence)
                     for call in self._tracker.observe(presence, present, time.monotonic()):
