@@ -17,6 +17,7 @@ import itertools
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import socket
@@ -271,7 +272,9 @@ def stream_disk_bytes(queue: str) -> int:
     data_dir = Path(out.split('"')[1]) if '"' in out else None
     if data_dir is None:
         return 0
-    return sum(f.stat().st_size for d in data_dir.glob(f"__{queue}_*") for f in d.rglob("*") if f.is_file())
+    # The broker names the directory __<queue>_<timestamp>, with the dots of the name turned into "_".
+    pattern = "__" + re.sub(r"[^A-Za-z0-9_-]", "_", queue) + "_*"
+    return sum(f.stat().st_size for d in data_dir.glob(pattern) for f in d.rglob("*") if f.is_file())
 
 
 async def _cleanup(prefix: str) -> None:
