@@ -23,7 +23,8 @@ from typing import Any, Generic, Literal, TypeVar
 RecordOp = Literal["started", "ended"]
 Tag = TypeVar("Tag")  # whatever identifies a delivery to acknowledge (the reaper uses the message)
 
-LOST_AFTER_S = 2.0
+# Long enough for a replica to reconnect after a broker blip; short enough to end calls within 5 s.
+LOST_AFTER_S = 3.0
 
 
 class BadRecord(ValueError):

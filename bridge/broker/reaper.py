@@ -55,6 +55,7 @@ class LostCallReaper:
         self._delivering: aiormq.abc.AbstractChannel | None = None  # the channel the tracked records came on
         self._task: asyncio.Task[None] | None = None
         self.calls_reaped = 0
+        self.checked_at = 0.0  # monotonic time of the last completed round of presence checks
 
     async def start(self, conn: AbstractRobustConnection) -> None:
         """Declare this replica's presence, read the ledger (when active) and watch the others."""
@@ -106,6 +107,7 @@ class LostCallReaper:
                     present = await self._present(presence)
                     for call in self._tracker.observe(presence, present, time.monotonic()):
                         await self._end(call)
+                self.checked_at = time.monotonic()
             except Exception as exc:  # broker away: the robust connection comes back, so do we
                 log.debug("lost-call check skipped (%s)", type(exc).__name__)
 
