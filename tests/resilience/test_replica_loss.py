@@ -18,10 +18,13 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from bridge.broker.lost_calls import LOST_AFTER_S
+from bridge.broker.reaper import CHECK_INTERVAL_S
 from bridge.schemas import validate_body
 from bridge.tools.voicepeer import VoicePeer
+from tests.conftest import BridgeFactory, ws_url
 from tests.resilience.rabbit import _CONNECTION_NAME as CONNECTION_NAME
-from tests.resilience.rabbit import rabbitmqctl, until
+from tests.resilience.rabbit import close_connection, rabbitmqctl, until
 from tests.support.amqp import Agent
 from tests.support.process import BridgeProcess, bridge_process
 
@@ -175,3 +178,35 @@ async def test_the_only_replica_killed_its_calls_are_ended_by_the_next_one_to_st
     for voice in voices:
         await voice.close()
     print(f"\nnew replica up {up - spawned:.2f} s after spawn; stale calls ended {took:.2f} s after that")
+
+
+async def test_a_replica_that_reconnects_after_a_broker_blip_is_not_reported_lost(
+    bridge_factory: BridgeFactory, agent: Agent
+) -> None:
+    tag = uuid.uuid4().hex[:6]
+    blipped, watcher = (
+        await bridge_factory(instance_id=f"blip-{tag}"),
+        await bridge_factory(instance_id=f"watch-{tag}"),
+    )
+    session = f"blip-{tag}"
+    voice = VoicePeer(ws_url(blipped), session_id=session)
+    await voice.connect()
+    await voice.initialize()
+    await agent.wait_event("session.started", session)
+    # The broker drops the replica's consuming connection: its presence (and command queue) vanish.
+    assert await close_connection(f"rtvbp-bridge blip-{tag} consume") == 1
+    blip = time.monotonic()
+    await until(lambda: blipped.broker.reconnects >= 1, 10, "the blipped replica to reconnect")
+    assert (await agent.command(session, PING, timeout=5) or {}).get("ok")
+    # Both replicas' readers have looked again after the grace would have run out: nobody reported it lost.
+    past_grace = blip + LOST_AFTER_S + CHECK_INTERVAL_S
+    await until(
+        lambda: min(s.broker.reaper.checked_at for s in (blipped, watcher)) > past_grace,
+        10,
+        "a check after the grace",
+    )
+    await voice.hangup()
+    await voice.close()
+    assert (await agent.wait_event("session.ended", session)).body["data"]["reason"] == "hangup"
+    assert [e["data"]["reason"] for e in ended(agent, session)] == ["hangup"]
+    assert watcher.broker.reaper.calls_reaped == blipped.broker.reaper.calls_reaped == 0
