@@ -1,20 +1,23 @@
 """Run the benchmark curve: the bridge and the I/O floor, interleaved, same machine, same run.
 
-    python -m bench.run --quick      # < 2 min: N = 10, 40 for 8 s each
+    python -m bench.run --quick      # ~ 2 min: N = 10, 40 for 8 s each
     python -m bench.run --full       # the curve, 20 s per point, plus the 20 ms chunk comparison
 
 Writes `docs/benchmarks.md` and `bench/results/latest.json`. Every figure is a ratio against the floor
-measured minutes apart on the same box, because absolute times on shared VMs drift.
+measured minutes apart on the same box, because absolute times on shared VMs drift. Each point also runs
+the bridge with BRIDGE_REPLAY=true ("replay"), to put a number on what the replay stream costs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import socket
@@ -47,6 +50,7 @@ class Point:
     broker_ms_per_call_s: float = 0.0
     loadgen_ms_per_call_s: float = 0.0
     rss_kib_per_call: float = 0.0
+    stream_bytes_per_call_s: float = 0.0  # replay mode: disk the replay stream grew by
     upstream_ms: dict[str, float] = field(default_factory=dict)
     downstream_ms: dict[str, float] = field(default_factory=dict)
     barge_in_ms: dict[str, float] = field(default_factory=dict)
@@ -133,6 +137,7 @@ def start_server(
         "BRIDGE_AUDIO_BACKLOG_MS": "60000",
         "OTEL_SDK_DISABLED": "true",
         "BRIDGE_EVENT_LOOP": loop,
+        "BRIDGE_REPLAY": "true" if mode == "replay" else "false",
     }
     log = open(Path(tempfile.gettempdir()) / f"{prefix}-bridge.log", "w")  # noqa: SIM115 (lives with the process)
     proc = subprocess.Popen(
@@ -171,7 +176,7 @@ def run_point(
                 "-m",
                 "bench.loadgen",
                 "--mode",
-                mode,
+                "floor" if mode == "floor" else "bridge",
                 "--port",
                 str(port),
                 "--calls",
@@ -210,6 +215,8 @@ def run_point(
         point.rss_kib_per_call = round((rss_mid - idle.rss_bytes) / 1024 / calls, 1)
         gen.wait(duration + 120)
         time.sleep(0.5)
+        if mode == "replay":
+            point.stream_bytes_per_call_s = round(stream_disk_bytes(f"{prefix}.replay") / (calls * duration))
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(30)
@@ -254,19 +261,34 @@ def analyse(point: Point, gen: dict[str, Any], agent: dict[str, Any]) -> None:
         point.lost_down += len(c["sends"]) - len(set(seqs))
 
 
+def stream_disk_bytes(queue: str) -> int:
+    """Bytes a stream queue holds on disk (the broker runs on this machine, as for its CPU figures)."""
+    out = subprocess.run(
+        ["rabbitmqctl", "-q", "eval", "application:get_env(osiris, data_dir)."],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    data_dir = Path(out.split('"')[1]) if '"' in out else None
+    if data_dir is None:
+        return 0
+    # The broker names the directory __<queue>_<timestamp>, with the dots of the name turned into "_".
+    pattern = "__" + re.sub(r"[^A-Za-z0-9_-]", "_", queue) + "_*"
+    return sum(f.stat().st_size for d in data_dir.glob(pattern) for f in d.rglob("*") if f.is_file())
+
+
 async def _cleanup(prefix: str) -> None:
     import aio_pika
 
     conn = await aio_pika.connect(AMQP_URL)
     for name in ("events", "audio", "commands", "unroutable"):
         channel = await conn.channel()
-        try:
+        with contextlib.suppress(Exception):
             await channel.exchange_delete(f"{prefix}.{name}")
-            if name == "unroutable":
-                await channel.queue_delete(f"{prefix}.unroutable")
-                await channel.queue_delete(f"{prefix}.unroutable.replies")
-        except Exception:
-            pass
+    for name in ("unroutable", "unroutable.replies", "ledger", "replay"):
+        channel = await conn.channel()
+        with contextlib.suppress(Exception):
+            await channel.queue_delete(f"{prefix}.{name}")
     await conn.close()
 
 
@@ -366,6 +388,29 @@ def floor_table(points: list[Point]) -> str:
     return "\n".join(rows)
 
 
+def replay_table(points: list[Point]) -> str:
+    """The same N with and without the replay stream, measured back to back in this run."""
+    rows = [
+        "| N | chunk | bridge ms/call-s without / with replay | **ratio** | broker ms/call-s without / with "
+        "| **broker ratio** | upstream p99 ms without / with | stream disk KiB per call-second |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    plain = {(p.calls, p.chunk_ms, p.repeat): p for p in points if p.mode == "bridge"}
+    for r in points:
+        p = plain.get((r.calls, r.chunk_ms, r.repeat))
+        if r.mode != "replay" or p is None:
+            continue
+        cpu = r.cpu_ms_per_call_s / p.cpu_ms_per_call_s if p.cpu_ms_per_call_s else float("nan")
+        broker = r.broker_ms_per_call_s / p.broker_ms_per_call_s if p.broker_ms_per_call_s else float("nan")
+        rows.append(
+            f"| {r.calls} | {r.chunk_ms} ms | {p.cpu_ms_per_call_s} / {r.cpu_ms_per_call_s} | "
+            f"**{cpu:.2f}** | "
+            f"{p.broker_ms_per_call_s} / {r.broker_ms_per_call_s} | **{broker:.2f}** | "
+            f"{p.upstream_ms['p99']} / {r.upstream_ms['p99']} | {r.stream_bytes_per_call_s / 1024:.1f} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     mode = parser.add_mutually_exclusive_group()
@@ -400,7 +445,7 @@ def main() -> None:
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for calls, chunk in plan:
-            for repeat, m in itertools.product(range(repeats), ("floor", "bridge")):
+            for repeat, m in itertools.product(range(repeats), ("floor", "bridge", "replay")):
                 point = run_point(m, calls, duration, chunk, Path(tmp), loop=args.loop)
                 point.repeat = repeat
                 points.append(point)
@@ -426,6 +471,8 @@ def main() -> None:
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     print()
     print(table(points))
+    print()
+    print(replay_table(points))
     if not args.no_docs:
         write_docs(result, points, full)
 
@@ -438,7 +485,9 @@ def write_docs(result: dict[str, Any], points: list[Point], full: bool) -> None:
         f"Command: `{result['command']}` (took {result['elapsed_s']} s)  \n"
         f"Machine: {result['machine']}  \n"
         f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n\n"
-        f"{table(points)}\n\nThe floor, measured in the same run:\n\n{floor_table(points)}\n"
+        f"{table(points)}\n\nThe floor, measured in the same run:\n\n{floor_table(points)}\n\n"
+        f"The bridge with `BRIDGE_REPLAY=true`, against the bridge without it, in the same run:\n\n"
+        f"{replay_table(points)}\n"
         f"<!-- {section}:end -->"
     )
     text = path.read_text() if path.exists() else ""

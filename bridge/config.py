@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(
         1.5, gt=0, le=30, description="Budget to start a call on the broker (session.started confirmed)."
     )
+    amqp_heartbeat_s: int = Field(
+        7,  # RabbitMQ drops a silent peer after 2-3 of these: ~20 s at worst, no false alarm under load
+        ge=0,
+        le=600,
+        description="AMQP heartbeat timeout (s): how fast a silent peer is noticed (0 = off).",
+    )
+    replay: bool = Field(False, description="Also keep every event and audio chunk in <prefix>.replay.")
+    replay_max_age_s: int = Field(3600, ge=1, description="Replay stream retention by age (seconds).")
+    replay_max_bytes: int = Field(0, ge=0, description="Replay stream retention by size (bytes, 0 = none).")
 
     # --- lifecycle and telemetry ---------------------------------------------------------------------
     drain_timeout_s: float = Field(30.0, ge=0, description="Live calls may continue this long after SIGTERM.")

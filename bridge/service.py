@@ -12,6 +12,7 @@ from pathlib import Path
 from bridge.auth import AuthConfig, Authenticator, JwtKey, load_jwt_keys
 from bridge.broker.client import BrokerClient
 from bridge.broker.names import Topology
+from bridge.broker.replay import ReplaySettings
 from bridge.config import Settings
 from bridge.join import CallBusJoin
 from bridge.server.app import BridgeServer
@@ -47,6 +48,12 @@ def build_authenticator(settings: Settings) -> Authenticator:
     )
 
 
+def replay_settings(settings: Settings) -> ReplaySettings | None:
+    if not settings.replay:
+        return None
+    return ReplaySettings(settings.replay_max_age_s, settings.replay_max_bytes or None)
+
+
 class Service:
     """The bridge process: one broker client, one WebSocket server, graceful drain on SIGTERM."""
 
@@ -58,6 +65,8 @@ class Service:
             Topology(settings.exchange_prefix),
             settings.confirm_window,
             settings.instance_id,
+            heartbeat_s=settings.amqp_heartbeat_s,
+            replay=replay_settings(settings),
         )
         self.join = CallBusJoin(self.broker, settings, self.telemetry)
         self.server = BridgeServer(
@@ -69,6 +78,7 @@ class Service:
             telemetry=self.telemetry,
         )
         self.telemetry.totals.broker_reconnects = lambda: self.broker.reconnects
+        self.telemetry.totals.lost_calls_ended = lambda: self.broker.reaper.calls_reaped
         self._stop = asyncio.Event()
         self._signals = 0
         self._key_watch: asyncio.Task[None] | None = None

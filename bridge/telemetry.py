@@ -156,6 +156,7 @@ class Totals:
     dropped_bytes: dict[str, int] = field(default_factory=lambda: {"in": 0, "out": 0})
     underruns: int = 0
     broker_reconnects: Callable[[], int] = lambda: 0
+    lost_calls_ended: Callable[[], int] = lambda: 0  # other replicas' calls this one ended (bridge_lost)
     active_sessions: Callable[[], int] = lambda: 0
     live: Callable[[], Iterable[Any]] = lambda: ()  # live calls' stats, added to the finished totals
 
@@ -216,6 +217,11 @@ class Telemetry:
         )
         m.create_observable_counter(
             "rtvbp.broker.reconnects", [self._observe_reconnects], description="Broker connections restored"
+        )
+        m.create_observable_counter(
+            "rtvbp.sessions.lost_ended",
+            [lambda _: [Observation(self.totals.lost_calls_ended())]],
+            description="Calls of lost replicas this replica ended for consumers (session.ended bridge_lost)",
         )
 
     # ---- observable callbacks ---------------------------------------------------------------------------

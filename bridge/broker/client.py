@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from typing import Any
 
 import aio_pika
@@ -23,8 +24,11 @@ from aio_pika.abc import (
 )
 
 from bridge.broker import messages
+from bridge.broker.ledger import CallLedger
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher, Outgoing
+from bridge.broker.reaper import LostCallReaper
+from bridge.broker.replay import ReplaySettings, declare_replay_stream
 from bridge.compat.aiormq import connection_blocked
 from bridge.telemetry import Telemetry
 
@@ -47,15 +51,29 @@ UNROUTABLE_REPLIES_ARGS: dict[str, Any] = {
 
 
 class BrokerClient:
-    def __init__(self, url: str, topology: Topology, confirm_window: int, instance_id: str) -> None:
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        confirm_window: int,
+        instance_id: str,
+        heartbeat_s: int | None = None,
+        replay: ReplaySettings | None = None,
+    ) -> None:
         self.url = url
         self.topology = topology
         self.instance_id = instance_id
+        self.heartbeat_s = heartbeat_s
+        self.replay = replay
         self.publish_conn: AbstractRobustConnection | None = None
         self.consume_conn: AbstractRobustConnection | None = None
         self.control = ConfirmingPublisher("control", self._publish_channel, confirm_window)
         self.audio = ConfirmingPublisher("audio", self._publish_channel, confirm_window)
         self.reconnects = 0
+        # Calls of a replica lost without draining are ended by a surviving one (bridge.broker.lost_calls).
+        presence = topology.presence_queue(uuid.uuid4().hex)
+        self.ledger = CallLedger(self.control, topology.ledger, presence, instance_id)
+        self.reaper = LostCallReaper(topology, presence, self.control)
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -88,6 +106,7 @@ class BrokerClient:
         await self.audio.stop(flush_s)
         if self._task is not None:
             self._task.cancel()
+        await self.reaper.stop()
         for conn in (self.consume_conn, self.publish_conn):
             if conn is not None:
                 with contextlib.suppress(Exception):
@@ -108,6 +127,9 @@ class BrokerClient:
                 self.consume_conn = await self._connect("consume")
                 await self._declare_topology()
                 await self._answer_unroutable()
+                if self.replay is not None:
+                    await declare_replay_stream(self.publish_conn, self.topology, self.replay)
+                await self.reaper.start(self.consume_conn)
                 self._connected.set()
                 log.info("connected to the broker")
                 return
@@ -124,6 +146,7 @@ class BrokerClient:
         conn = await aio_pika.connect_robust(
             self.url,
             reconnect_interval=1.0,
+            heartbeat=self.heartbeat_s,  # how fast a dead peer is noticed; None: the URL's or the broker's
             client_properties={"connection_name": f"rtvbp-bridge {self.instance_id} {role}"},
         )
         conn.reconnect_callbacks.add(self._on_reconnect)

@@ -124,7 +124,8 @@ class SessionLink:
             raise CallRefused(503, "broker too slow: the command queue was not ready in time") from None
         confirmed = outbox.event("session.started", self._started_data(init), confirm=True)
         assert confirmed is not None
-        self._announced = True
+        self._announced = True  # from here on, consumers must also hear how the call ends
+        self.broker.ledger.call_started(self.key, self.session_id)  # so a surviving replica can end it
         for event in self._early_events:  # what the voice said during set-up, right behind the start
             outbox.event(event.name, event.raw)
         self._early_events.clear()
@@ -229,6 +230,7 @@ class SessionLink:
             )
 
     async def _release(self) -> None:
+        self.broker.ledger.call_ended(self.key)  # behind session.ended; a no-op if never announced
         if self._queue is not None:
             await self._queue.release()
         if self._owned:

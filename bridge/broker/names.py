@@ -45,5 +45,19 @@ class Topology:
         """Shared queue (all replicas compete) of unroutable commands, to answer their `reply_to` with 404."""
         return f"{self.prefix}.unroutable.replies"
 
+    @property
+    def ledger(self) -> str:
+        """Durable queue of every call's start and end, read by one replica at a time (lost-call reaper)."""
+        return f"{self.prefix}.ledger"
+
+    @property
+    def replay(self) -> str:
+        """Stream queue keeping every event and audio chunk for replay (BRIDGE_REPLAY)."""
+        return f"{self.prefix}.replay"
+
+    def presence_queue(self, token: str) -> str:
+        """Exclusive queue a replica holds while its broker connection lives."""
+        return f"{self.prefix}.replica.{token}"
+
     def session_queue(self, key: str) -> str:
         return f"{self.prefix}.session.{key}"

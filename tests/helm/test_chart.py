@@ -389,7 +389,14 @@ def test_config_values_reach_the_configmap_verbatim() -> None:
     for name, value in config["extra"].items():
         assert data[name] == value
     assert data["OTEL_EXPORTER_OTLP_ENDPOINT"] == values["otel"]["endpoint"]
+    amqp = values["amqp"]
+    assert data["BRIDGE_AMQP_HEARTBEAT_S"] == str(amqp["heartbeatSeconds"])
+    assert data["BRIDGE_REPLAY"] == "true"
+    assert data["BRIDGE_REPLAY_MAX_AGE_S"] == str(amqp["replay"]["maxAgeSeconds"])
+    assert data["BRIDGE_REPLAY_MAX_BYTES"] == str(amqp["replay"]["maxBytes"])  # 50 GiB, not 5.36e+10
     defaults = one(render(DEFAULT_VALUES), "ConfigMap")["data"]
+    assert defaults["BRIDGE_REPLAY"] == "false"
+    assert defaults["BRIDGE_AMQP_HEARTBEAT_S"] == str(chart_defaults()["amqp"]["heartbeatSeconds"])
     assert defaults["BRIDGE_CODEC_PREFERENCE"] == ",".join(chart_defaults()["config"]["codecPreference"])
     assert defaults["OTEL_SDK_DISABLED"] == "true"
 
@@ -571,6 +578,8 @@ def _rejections() -> Iterator[Any]:
             "wsPingTimeoutSeconds",
         ),
         ("otel without an endpoint", DEFAULT_VALUES, ("otel.enabled=true",), "otel.endpoint"),
+        ("heartbeat beyond 10 min", DEFAULT_VALUES, ("amqp.heartbeatSeconds=601",), "heartbeatSeconds"),
+        ("replay kept 0 s", DEFAULT_VALUES, ("amqp.replay.maxAgeSeconds=0",), "maxAgeSeconds"),
         (
             "autoscaling min above max",
             DEFAULT_VALUES,
@@ -634,6 +643,9 @@ def test_rendered_environment_is_accepted_by_the_bridge_settings(
     assert settings.instance_id == environment["BRIDGE_INSTANCE_ID"]
     assert settings.drain_timeout_s == float(environment["BRIDGE_DRAIN_TIMEOUT_S"])
     assert settings.amqp_url.get_secret_value() == fake_secrets["BRIDGE_AMQP_URL"]
+    assert settings.amqp_heartbeat_s == int(environment["BRIDGE_AMQP_HEARTBEAT_S"])
+    assert settings.replay == (environment["BRIDGE_REPLAY"] == "true")
+    assert settings.replay_max_bytes == int(environment["BRIDGE_REPLAY_MAX_BYTES"])
 
 
 # --- NOTES.txt ---------------------------------------------------------------------------------------

@@ -131,7 +131,7 @@ class Agent:
 
 
 async def delete_topology(url: str, prefix: str) -> None:
-    """Remove what a test run declared (exchanges and the unroutable queues) from the shared broker."""
+    """Remove what a test run declared (exchanges and the shared queues) from the shared broker."""
     conn = await aio_pika.connect(url)
     try:
         for name in ("events", "audio", "commands", "unroutable"):
@@ -140,7 +140,7 @@ async def delete_topology(url: str, prefix: str) -> None:
                 await channel.exchange_delete(f"{prefix}.{name}")
             with contextlib.suppress(Exception):
                 await channel.close()
-        for queue in (f"{prefix}.unroutable", f"{prefix}.unroutable.replies"):
+        for queue in (f"{prefix}.{q}" for q in ("unroutable", "unroutable.replies", "ledger", "replay")):
             channel = await conn.channel()
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue)

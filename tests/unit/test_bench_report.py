@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import Point, floor_table, representative, table
+from bench.run import Point, floor_table, replay_table, representative, table
 
 
 def point(mode: str, repeat: int, cpu: float, up_p99: float, calls: int = 10) -> Point:
@@ -39,3 +39,12 @@ def test_the_repeat_with_the_median_ratio_represents_the_point() -> None:
 
 def test_a_bridge_point_without_its_floor_is_not_reported() -> None:
     assert table([point("bridge", 0, 9.0, 4.0)]).count("\n") == 1  # header only
+
+
+def test_replay_cost_is_the_replay_point_over_the_plain_bridge_of_the_same_repeat() -> None:
+    plain, replay = point("bridge", 0, 8.0, 4.0), point("replay", 0, 10.0, 6.0)
+    plain.broker_ms_per_call_s, replay.broker_ms_per_call_s = 5.0, 7.5
+    replay.stream_bytes_per_call_s = 20_480
+    other_repeat = point("replay", 1, 99.0, 9.0)  # no plain bridge of its repeat: not reported
+    rows = replay_table([point("floor", 0, 5.0, 3.0), plain, replay, other_repeat]).splitlines()[2:]
+    assert rows == ["| 10 | 100 ms | 8.0 / 10.0 | **1.25** | 5.0 / 7.5 | **1.50** | 4.0 / 6.0 | 20.0 |"]

@@ -23,6 +23,8 @@ import yaml
 from jsonschema import Draft7Validator, Draft202012Validator, ValidationError
 from referencing import Registry, Resource
 
+from bridge.broker.lost_calls import LostCall
+from bridge.broker.reaper import bridge_lost_body
 from bridge.schemas import SCHEMA_DIR, BodyKind, jsonable, schema_name_for, validate_body
 
 REPO = Path(__file__).resolve().parents[2]
@@ -227,6 +229,11 @@ VALID: dict[str, tuple[BodyKind, Any]] = {
             {"reason": "error", "detail": "socket reset", "duration_ms": 0, "counters": COUNTERS},
         ),
     ),
+    # Built by the reaper's own function: what a surviving replica really publishes for a lost call.
+    "session.ended bridge_lost": (
+        "event",
+        jsonable(bridge_lost_body(LostCall("call/1", "h_1", "pod-a", None))),
+    ),
     "audio in": ("audio", audio_chunk("in")),
     "audio out": ("audio", audio_chunk("out", seq=0)),
     "command audio": ("command", command("audio", audio=b"\x00\x01" * 160)),
@@ -327,6 +334,13 @@ INVALID: dict[str, tuple[str, Callable[[Any], None]]] = {
     "session.ended unknown reason": ("session.ended", _set("data.reason", "tired")),
     "session.ended counter missing": ("session.ended", _drop("data.counters.bytes_in")),
     "session.ended negative counter": ("session.ended", _set("data.counters.frames_out", -1)),
+    "session.ended hangup without seq": ("session.ended", _drop("seq")),
+    "session.ended hangup without counters": ("session.ended", _drop("data.counters")),
+    "session.ended bridge_lost without instance": ("session.ended bridge_lost", _drop("data.instance")),
+    "session.ended bridge_lost with invented counters": (
+        "session.ended bridge_lost",
+        _set("data.counters", {}),
+    ),
     "audio codec without endianness": ("audio in", _drop("codec.endianness")),
     "audio codec big endian": ("audio in", _set("codec.endianness", "big")),
     "audio codec 8 bit": ("audio in", _set("codec.bit_depth", 8)),
