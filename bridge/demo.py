@@ -36,7 +36,8 @@ from bridge.tools.simulate import (
     save_recordings,
     summary_lines,
 )
-from bridge.tools.tap import PrettyPrinter, Selection, SessionTrace, Tap
+from bridge.tools.tap import Selection, Tap
+from bridge.tools.tap_report import PrettyPrinter, SessionTrace
 
 # Where `-m bridge...` imports from: the checkout, or site-packages when installed from a wheel.
 IMPORT_ROOT = Path(__file__).resolve().parent.parent

@@ -13,7 +13,8 @@ from typing import Any
 
 from bridge.audio.signal import dominant_frequency, goertzel_power
 from bridge.tools.simulate import CallResult, Script, Target, run_call
-from bridge.tools.tap import SessionTrace, Tap
+from bridge.tools.tap import Tap
+from bridge.tools.tap_report import SessionTrace
 from tests.conftest import BridgeFactory, ws_url
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
