@@ -517,6 +517,7 @@ class SessionLink:
             if not isinstance(audio, bytes | bytearray) or not audio:
                 raise BadCommand(400, "audio command needs non-empty binary 'audio'", "audio")
             self._check_codec(body.get("codec"))
+            self._check_whole_samples(len(audio))
             queued = call.enqueue_audio(bytes(audio))
             playout = call.playout
             assert playout is not None
@@ -565,6 +566,17 @@ class SessionLink:
                     f"audio codec {codec.get('id', codec)} does not match the session's {self.codec['id']}",
                     "audio",
                 )
+
+    def _check_whole_samples(self, size: int) -> None:
+        # A partial sample would shift every later sample by a byte: noise, not a padded frame.
+        block = self._fmt.block_align if self._fmt is not None else 1
+        if size % block:
+            raise BadCommand(
+                400,
+                f"audio of {size} bytes is not whole samples of {self.codec.get('id', 'the session codec')}: "
+                f"send a multiple of {block} bytes",
+                "audio",
+            )
 
     def _require_call(self) -> Call:
         if self.call is None:

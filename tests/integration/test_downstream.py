@@ -174,6 +174,7 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
         ({"type": "event", "event": "dtmf", "data": {}}, 400),
         ({"type": "event", "event": "input.transcript", "data": {"delta": 5}}, 400),
         ({"type": "audio", "audio": "not bytes"}, 400),
+        ({"type": "audio", "audio": b"\x00\x01\x02"}, 400),  # not whole 16-bit samples
         (
             {
                 "type": "audio",
@@ -202,6 +203,8 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
         reply = await agent.command("bad", body)
         assert reply is not None and reply["ok"] is False and reply["error"]["code"] == code, (body, reply)
         validate_body(reply, kind="reply")
+        if body.get("audio") == b"\x00\x01\x02":
+            assert "3 bytes is not whole samples of L16/8000/1" in reply["error"]["message"], reply
     # raw garbage, and a rejected command without reply_to -> command.rejected upstream
     assert agent.channel is not None
     exchange = await agent.channel.get_exchange(f"{agent.prefix}.commands", ensure=False)
@@ -211,6 +214,7 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
     validate_body(rejected.body, kind="event")
     ping = await voice.request("ping", {"t0": 1700000000000})
     assert ping.ok
+    assert voice.played.frames == []  # none of the rejected audio was played, padded or not
     await voice.hangup()
     await voice.close()
     ended = await agent.wait_event("session.ended", "bad")
