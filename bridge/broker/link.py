@@ -342,13 +342,25 @@ class SessionLink:
     def _reply(self, incoming: Incoming, body: dict[str, Any], parent: Span | None) -> None:
         if not incoming.reply_to:
             return
+        if parent is None or not parent.get_span_context().is_valid:
+            parent = self._reply_trace(incoming)  # audio, tracing off, or failed before its span
         span = self._producer_span("", incoming.reply_to, parent)
+        traced = span if span.get_span_context().is_valid else parent  # no SDK: the parent's own context
         props = messages.properties(
-            body_type="reply", headers=self._headers(span), correlation_id=incoming.correlation_id
+            body_type="reply", headers=self._headers(traced), correlation_id=incoming.correlation_id
         )
         self.broker.control.submit(
             Outgoing("", incoming.reply_to, messages.pack(body), props, on_sent=lambda _: span.end())
         )
+
+    def _reply_trace(self, incoming: Incoming) -> Span | None:
+        """The trace a reply continues: the command's when it carried one, else the call's."""
+        context = self.telemetry.extract_context(incoming.headers)
+        if context is not None:
+            remote = trace.get_current_span(context)
+            if remote.get_span_context().is_valid:
+                return remote
+        return self.call.span if self.call else None
 
     # ---- downstream -----------------------------------------------------------------------------------
 

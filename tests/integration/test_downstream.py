@@ -106,6 +106,33 @@ async def test_requests_round_trip_with_a_reply(
     await voice.close()
 
 
+async def test_replies_carry_session_id_and_continue_the_commands_trace(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "traced")
+    started = await agent.wait_event("session.started", "traced")
+    call_trace = started.message.headers["traceparent"].split("-")[1]
+    consumer_trace, consumer_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    asked: dict[str, dict[str, Any]] = {
+        "audio": {"type": "audio", "audio": b"\x00\x01" * 160},
+        "ping": {"type": "request", "method": "ping", "params": {"t0": 1700000000000}},
+        "bad": {"type": "audio", "audio": b"\x00"},
+    }
+    for name, body in asked.items():
+        for headers, expected_trace in (
+            (None, call_trace),  # no trace of its own: the reply stays on the call's trace
+            ({"traceparent": f"00-{consumer_trace}-{consumer_span}-01"}, consumer_trace),
+        ):
+            cid = f"{name}-{expected_trace[:6]}"
+            reply = await agent.command("traced", body, correlation_id=cid, headers=headers)
+            assert reply is not None, name
+            reply_headers = agent.reply_messages[cid].headers
+            assert reply_headers["session_id"] == "traced", (name, reply_headers)
+            version, trace_id, span_id, _ = str(reply_headers["traceparent"]).split("-")
+            assert (version, trace_id) == ("00", expected_trace), (name, headers, reply_headers)
+            assert len(span_id) == 16
+    await voice.hangup()
+    await voice.close()
+
+
 async def test_terminal_requests_end_the_call(bridge, agent: Agent) -> None:
     voice = await started_call(bridge, agent, "move")
     reply = await agent.command(

@@ -32,6 +32,7 @@ class Agent:
     events: list[Received] = field(default_factory=list)
     audio: list[Received] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reply_messages: dict[str, AbstractIncomingMessage] = field(default_factory=dict)  # properties, headers
     reply_ids: list[str] = field(default_factory=list)  # every reply's correlation id, duplicates included
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _reply_queue: AbstractQueue | None = None
@@ -78,6 +79,7 @@ class Agent:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         self.replies[message.correlation_id or ""] = msgpack.unpackb(message.body, raw=False)
+        self.reply_messages[message.correlation_id or ""] = message
         self.reply_ids.append(message.correlation_id or "")
         async with self._changed:
             self._changed.notify_all()
@@ -112,6 +114,7 @@ class Agent:
         reply: bool = True,
         timeout: float = 10.0,
         correlation_id: str | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         assert self.channel is not None and self._reply_queue is not None
         cid = correlation_id or uuid.uuid4().hex
@@ -122,6 +125,7 @@ class Agent:
                 content_type="application/msgpack",
                 correlation_id=cid,
                 reply_to=self._reply_queue.name if reply else None,
+                headers=headers,
             ),
             routing_key=session_key,
         )
