@@ -228,6 +228,7 @@ class SessionLink:
 
     def _ended_data(self, summary: CallSummary) -> dict[str, Any]:
         s, p = summary.stats, summary.protocol
+        caller_chunks = self._chunker.chunks_out if self._chunker else 0
         return {
             "reason": summary.reason,
             "detail": summary.detail,
@@ -235,7 +236,8 @@ class SessionLink:
             "counters": {
                 "frames_in": s.frames_in,
                 "bytes_in": s.bytes_in,
-                "chunks_out": self._chunker.chunks_out if self._chunker else 0,
+                "chunks_in": caller_chunks,
+                "chunks_out": caller_chunks,  # v1 alias of chunks_in ("out" of the chunker), kept until v2
                 "frames_out": s.frames_out,
                 "bytes_out": s.bytes_out,
                 # Gaps plus a trailing partial sample (unplayable): bytes_in = delivered + dropped_in_bytes.
@@ -533,7 +535,9 @@ class SessionLink:
             queued = call.enqueue_audio(bytes(audio))
             playout = call.playout
             assert playout is not None
-            return {"queued_bytes": queued, "queued_ms": int(playout.queued_ms)}
+            backlog_ms = int(playout.queued_ms)  # the whole queue after this command, not this command
+            # queued_ms: the v1 name of backlog_ms, kept until v2
+            return {"queued_bytes": queued, "backlog_ms": backlog_ms, "queued_ms": backlog_ms}
         if command.type == "mark":
             name = body.get("name")
             if not isinstance(name, str) or not name:

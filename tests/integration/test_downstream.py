@@ -32,6 +32,10 @@ async def test_played_audio_arrives_as_exact_frames_at_real_time_pace(bridge, ag
     pcm = tone(1000, 1000, 8000) + b"\x01\x02" * 50  # 1 s + a partial frame
     reply = await agent.command("play", {"type": "audio", "audio": pcm})
     assert reply is not None and reply["ok"] and reply["result"]["queued_bytes"] == len(pcm)
+    # the whole queue not yet sent to the voice (this 1 s minus the <= 100 ms lead sent at once):
+    # `backlog_ms`; `queued_ms` is its v1 alias, kept until v2
+    backlog_ms = reply["result"]["backlog_ms"]
+    assert backlog_ms == reply["result"]["queued_ms"] and len(pcm) // 16 - 100 <= backlog_ms < len(pcm) // 16
     await agent.command("play", {"type": "mark", "name": "end-of-prompt"})
     mark = await agent.wait_event("playout.mark", "play", timeout=5)
     assert mark.body["data"]["name"] == "end-of-prompt"
