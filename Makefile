@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv run test check lint typecheck unit helm-tool asyncapi-schema node-agent contract-tools contract-types rabbitmq demo bench bench-full clean
+.PHONY: help venv run test check lint typecheck unit helm-tool asyncapi-schema node-agent contract-tools contract-types go-deps rabbitmq demo bench bench-full clean
 
 help:
 	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
@@ -70,8 +70,13 @@ $(CONTRACT_STAMP): $(CONTRACT_TOOLS)/package.json $(CONTRACT_TOOLS)/package-lock
 contract-tools: $(CONTRACT_STAMP)
 
 # Regenerate the committed types from schemas/ (tests fail while a committed copy is stale).
-contract-types: $(CONTRACT_STAMP) venv
+contract-types: $(CONTRACT_STAMP) venv go-deps
 	node $(CONTRACT_TOOLS)/gen-ts.mjs schemas $(NODE_AGENT)/contract.d.ts
+	$(BIN)/python scripts/gen_go_types.py schemas examples/go-agent/contract_types.go
+
+# The Go example agent builds from Debian packages (toolchain, amqp091-go, msgpack/v5), no module proxy.
+go-deps:
+	@scripts/ensure-go.sh
 
 lint: venv
 	$(BIN)/ruff check bridge tests bench examples
@@ -85,7 +90,7 @@ check: lint typecheck
 unit: venv $(ASYNCAPI_SCHEMA)
 	$(BIN)/pytest -q tests/unit tests/conformance $(PYTEST_ARGS)
 
-test: check rabbitmq $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP) $(CONTRACT_STAMP)
+test: check rabbitmq go-deps $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP) $(CONTRACT_STAMP)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv rabbitmq
