@@ -74,6 +74,11 @@ def validate_reply(body: Mapping[str, Any], command: Mapping[str, Any]) -> None:
     _validator(f"{_RESULTS}#/$defs/{name}").validate(jsonable(body["result"]))
 
 
+def validate_headers(headers: Mapping[str, Any] | None) -> None:
+    """Raise `jsonschema.ValidationError` unless AMQP `headers` are those the bridge publishes with."""
+    _validator("defs#/$defs/BridgeHeaders").validate(jsonable(dict(headers or {})))
+
+
 def jsonable(value: Any) -> Any:
     """`value` as JSON Schema sees it: bytes become base64 text, tuples become lists, recursively."""
     if isinstance(value, bytes | bytearray | memoryview):

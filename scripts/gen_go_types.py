@@ -153,6 +153,9 @@ class Generator:
             schema = self.files[file]
             if "properties" in schema:
                 self.struct(schema, file, schema["title"])
+            for _, spec in sorted(schema.get("$defs", {}).items()):  # params, event data, headers
+                if file != "results.schema.json" and spec.get("title") and "properties" in spec:
+                    self.struct(spec, file, spec["title"])
         for name, spec in self.files["results.schema.json"]["$defs"].items():
             if "properties" in spec:  # `{}` today included: an empty struct to decode into
                 self.struct(spec, "results.schema.json", name)

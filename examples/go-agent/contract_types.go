@@ -11,10 +11,19 @@ var _ msgpack.RawMessage // reply results are decoded by the caller into their o
 // all of them when `keys` was empty.
 type SessionGetResult map[string]interface{}
 
+type AgentToolCallData struct {
+	Name string `msgpack:"name"`
+}
+
 // babelforce.v1 AppInfo: the application that owns the call flow.
 type AppInfo struct {
 	// Application or IVR graph-node id.
 	ID string `msgpack:"id"`
+}
+
+type ApplicationMoveParams struct {
+	Reason        *string `msgpack:"reason,omitempty"`
+	ApplicationID *string `msgpack:"application_id,omitempty"`
 }
 
 // Result of request `application.move` (the voice's answer; the session then ends with reason
@@ -172,6 +181,22 @@ type AudioResult struct {
 	QueuedMs int64 `msgpack:"queued_ms"`
 }
 
+type AudioSpeechStartedData struct {
+	// `sender` or `receiver`.
+	Origin string `msgpack:"origin"`
+}
+
+// AMQP application headers on every message the bridge publishes.
+type BridgeHeaders struct {
+	// The voice's original `call.session_id`, unchanged (the routing-key form is SessionKey).
+	SessionID string `msgpack:"session_id"`
+	// W3C Trace Context, on every message: the call's trace (the one the voice sent on the upgrade, or
+	// one the bridge started; sampled flag 00 when tracing is off).
+	Traceparent string `msgpack:"traceparent"`
+	// W3C Trace Context vendor state.
+	Tracestate *string `msgpack:"tracestate,omitempty"`
+}
+
 // `data` of the call.hangup event.
 type CallHangupData struct {
 	Reason *string `msgpack:"reason,omitempty"`
@@ -190,6 +215,10 @@ type CallHangupEvent struct {
 	Ts int64 `msgpack:"ts"`
 	// `data` of the call.hangup event.
 	Data CallHangupData `msgpack:"data"`
+}
+
+type CallHangupParams struct {
+	Reason string `msgpack:"reason"`
 }
 
 // Result of request `call.hangup` (the session then ends). Always `{}` today; fields may be added
@@ -224,6 +253,14 @@ type ClearResult struct {
 	VoiceBytes int64 `msgpack:"voice_bytes"`
 	// Names of the pending marks that were dropped with the audio (they will never be reported).
 	MarksDropped []string `msgpack:"marks_dropped"`
+}
+
+// AMQP application headers a consumer may put on commands.
+type CommandHeaders struct {
+	// Optional W3C Trace Context; the bridge continues the trace.
+	Traceparent *string `msgpack:"traceparent,omitempty"`
+	// W3C Trace Context vendor state.
+	Tracestate *string `msgpack:"tracestate,omitempty"`
 }
 
 // `data` of the command.rejected event.
@@ -299,6 +336,11 @@ type EventCommand struct {
 type EventResult struct {
 }
 
+type InputTranscriptData struct {
+	// The complete finalised caller utterance.
+	Delta string `msgpack:"delta"`
+}
+
 // Publish `playout.mark` when playout reaches this point. Reply result: MarkResult
 // (results.schema.json). Publish to exchange `rtvbp.commands` with routing key `<session>`;
 // optional AMQP `reply_to` and `correlation_id` get a `reply`.
@@ -328,6 +370,22 @@ type NegotiatedAudioCodec struct {
 	Channels int64 `msgpack:"channels"`
 	// Byte order of each sample.
 	Endianness string `msgpack:"endianness"`
+}
+
+type OutputTranscriptDeltaData struct {
+	Delta string `msgpack:"delta"`
+}
+
+type OutputTranscriptDoneData struct {
+	// Absent = keep the accumulated deltas.
+	Text *string `msgpack:"text,omitempty"`
+}
+
+type PingParams struct {
+	// Sender time, epoch ms.
+	T0   int64       `msgpack:"t0"`
+	Rtt  *int64      `msgpack:"rtt,omitempty"`
+	Data interface{} `msgpack:"data,omitempty"`
 }
 
 // Result of request `ping`.
@@ -366,9 +424,17 @@ type PlayoutMarkEvent struct {
 	Data PlayoutMarkData `msgpack:"data"`
 }
 
+type RecordingStartParams struct {
+	Tags []string `msgpack:"tags,omitempty"`
+}
+
 // Result of request `recording.start`.
 type RecordingStartResult struct {
 	// Recording id, for `recording.stop`.
+	ID string `msgpack:"id"`
+}
+
+type RecordingStopParams struct {
 	ID string `msgpack:"id"`
 }
 
@@ -486,6 +552,15 @@ type SessionEndedEvent struct {
 	Data SessionEndedData `msgpack:"data"`
 }
 
+type SessionGetParams struct {
+	// Empty list = all variables.
+	Keys []string `msgpack:"keys"`
+}
+
+type SessionSetParams struct {
+	Data map[string]interface{} `msgpack:"data"`
+}
+
 // Result of request `session.set`. Always `{}` today; fields may be added within v1.
 type SessionSetResult struct {
 }
@@ -562,4 +637,19 @@ type SessionUpdatedEvent struct {
 	Ts int64 `msgpack:"ts"`
 	// `data` of the session.updated event.
 	Data SessionUpdatedData `msgpack:"data"`
+}
+
+// Envelope of every body on the events exchange.
+type UpstreamEvent struct {
+	// Event type; also the AMQP `type` property.
+	Type string `msgpack:"type"`
+	// The voice's original `call.session_id`, unchanged (the routing-key form is SessionKey).
+	SessionID string `msgpack:"session_id"`
+	// Counts every upstream event of the session from 0 (`session.started` is 0); a gap means a lost
+	// event.
+	Seq int64 `msgpack:"seq"`
+	// Epoch ms when the bridge produced the event.
+	Ts int64 `msgpack:"ts"`
+	// Event payload; shape depends on `type`.
+	Data map[string]interface{} `msgpack:"data"`
 }

@@ -77,6 +77,15 @@ export interface RtvbpContract {
   SessionStartedEvent?: SessionStartedEvent;
   SessionUpdatedEvent?: SessionUpdatedEvent;
   Reply?: Reply;
+  AppInfo?: AppInfo;
+  CallInfo?: CallInfo;
+  AudioCodec?: AudioCodec;
+  NegotiatedAudioCodec?: NegotiatedAudioCodec;
+  AudioInfoItem?: AudioInfoItem;
+  ReplyError?: ReplyError;
+  UpstreamEvent?: UpstreamEvent;
+  BridgeHeaders?: BridgeHeaders;
+  CommandHeaders?: CommandHeaders;
   ApplicationMoveResult?: ApplicationMoveResult;
   AudioBufferClearResult?: AudioBufferClearResult;
   AudioResult?: AudioResult;
@@ -851,6 +860,63 @@ export interface ReplyError {
   message: string;
 }
 /**
+ * Envelope of every body on the events exchange.
+ */
+export interface UpstreamEvent {
+  /**
+   * Event type; also the AMQP `type` property.
+   */
+  type: string;
+  /**
+   * The voice's original `call.session_id`, unchanged (the routing-key form is SessionKey).
+   */
+  session_id: string;
+  /**
+   * Counts every upstream event of the session from 0 (`session.started` is 0); a gap means a lost event.
+   */
+  seq: number;
+  /**
+   * Epoch ms when the bridge produced the event.
+   */
+  ts: number;
+  /**
+   * Event payload; shape depends on `type`.
+   */
+  data: {
+    [k: string]: unknown;
+  };
+}
+/**
+ * AMQP application headers on every message the bridge publishes.
+ */
+export interface BridgeHeaders {
+  /**
+   * The voice's original `call.session_id`, unchanged (the routing-key form is SessionKey).
+   */
+  session_id: string;
+  /**
+   * W3C Trace Context, on every message: the call's trace (the one the voice sent on the upgrade, or one the bridge started; sampled flag 00 when tracing is off).
+   */
+  traceparent: string;
+  /**
+   * W3C Trace Context vendor state.
+   */
+  tracestate?: string;
+}
+/**
+ * AMQP application headers a consumer may put on commands.
+ */
+export interface CommandHeaders {
+  /**
+   * Optional W3C Trace Context; the bridge continues the trace.
+   */
+  traceparent?: string;
+  /**
+   * W3C Trace Context vendor state.
+   */
+  tracestate?: string;
+}
+/**
  * Result of request `application.move` (the voice's answer; the session then ends with reason `move`).
  */
 export interface ApplicationMoveResult {
@@ -942,9 +1008,7 @@ export interface PingResult {
   /**
    * Echo of the request's data, when it had one.
    */
-  data?: {
-    [k: string]: unknown;
-  };
+  data?: unknown;
 }
 /**
  * Result of request `recording.start`.

@@ -43,6 +43,9 @@ const bodies = readdirSync(schemas)
   .sort();
 const properties = {};
 for (const file of bodies) properties[load(file).title] = { $ref: file };
+for (const [name, def] of Object.entries(load('defs.schema.json').$defs)) {
+  if (def.title) properties[def.title] = { $ref: `defs.schema.json#/$defs/${name}` }; // AMQP headers too
+}
 for (const name of Object.keys(load('results.schema.json').$defs).sort()) {
   properties[name] = { $ref: `results.schema.json#/$defs/${name}` };
 }
