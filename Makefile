@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 
 export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv run test check lint typecheck unit helm-tool asyncapi-schema node-agent rabbitmq demo bench bench-full clean
+.PHONY: help venv run test check lint typecheck unit helm-tool asyncapi-schema node-agent contract-tools contract-types go-deps rabbitmq demo bench bench-full clean
 
 help:
 	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
@@ -59,6 +59,26 @@ $(NODE_STAMP): $(NODE_AGENT)/package.json $(NODE_AGENT)/package-lock.json
 
 node-agent: $(NODE_STAMP)
 
+# Contract tooling, pinned by its lockfile: the official AsyncAPI parser (what generators see of
+# schemas/), json-schema-to-typescript and tsc.
+CONTRACT_TOOLS := scripts/contract
+CONTRACT_STAMP := $(CONTRACT_TOOLS)/node_modules/.installed
+
+$(CONTRACT_STAMP): $(CONTRACT_TOOLS)/package.json $(CONTRACT_TOOLS)/package-lock.json
+	npm ci --prefix $(CONTRACT_TOOLS) --no-audit --no-fund
+	touch $(CONTRACT_STAMP)
+
+contract-tools: $(CONTRACT_STAMP)
+
+# Regenerate the committed types from schemas/ (tests fail while a committed copy is stale).
+contract-types: $(CONTRACT_STAMP) venv go-deps
+	node $(CONTRACT_TOOLS)/gen-ts.mjs schemas $(NODE_AGENT)/contract.d.ts
+	$(BIN)/python scripts/gen_go_types.py schemas examples/go-agent/contract_types.go
+
+# The Go example agent builds from Debian packages (toolchain, amqp091-go, msgpack/v5), no module proxy.
+go-deps:
+	@scripts/ensure-go.sh
+
 lint: venv
 	$(BIN)/ruff check bridge tests bench examples
 	$(BIN)/ruff format --check bridge
@@ -72,7 +92,7 @@ check: lint typecheck
 unit: venv $(HELM) $(ASYNCAPI_SCHEMA)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider -m "not broker" $(PYTEST_ARGS)
 
-test: check rabbitmq $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP)
+test: check rabbitmq go-deps $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP) $(CONTRACT_STAMP)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv rabbitmq
@@ -85,4 +105,4 @@ bench-full: venv rabbitmq
 	$(BIN)/python -m bench.run --full
 
 clean:
-	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache $(NODE_AGENT)/node_modules
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache $(NODE_AGENT)/node_modules $(CONTRACT_TOOLS)/node_modules

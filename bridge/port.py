@@ -56,7 +56,7 @@ class CallSummary:
 @dataclass(frozen=True, slots=True)
 class AudioQueued:
     queued_bytes: int  # bytes this command added to the playout queue
-    queued_ms: int  # the whole queue still to be sent, after the lead already on the wire
+    backlog_ms: int  # the whole queue still to be sent, after the lead already on the wire
 
 
 @dataclass(frozen=True, slots=True)

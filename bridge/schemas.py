@@ -42,6 +42,45 @@ def schema_name_for(body: Mapping[str, Any], *, kind: BodyKind) -> str:
     return name
 
 
+_RESULTS = "results"
+
+
+def result_schema_for(command: Mapping[str, Any]) -> str:
+    """The `$defs` name in results.schema.json of the reply result to `command` (e.g. `PingResult`)."""
+    command_type = command.get("type")
+    if command_type == "request":
+        method = command.get("method")
+        if not isinstance(method, str) or not _TYPE_NAME.fullmatch(method):
+            raise ValueError(f"request has no valid 'method': {method!r}")
+        name = "".join(part[:1].upper() + part[1:] for part in method.split(".")) + "Result"
+    elif isinstance(command_type, str) and _TYPE_NAME.fullmatch(command_type):
+        name = command_type[:1].upper() + command_type[1:] + "Result"
+    else:
+        raise ValueError(f"command has no valid 'type': {command_type!r}")
+    if name not in _load(SCHEMA_DIR / f"{_RESULTS}{_SUFFIX}")["$defs"]:
+        raise ValueError(f"no result schema for {command_type} {command.get('method', '')}".rstrip())
+    return name
+
+
+def validate_reply(body: Mapping[str, Any], command: Mapping[str, Any]) -> None:
+    """Validate a reply body and, when it is `ok`, its `result` against the schema of `command`'s result."""
+    from jsonschema import ValidationError
+
+    validate_body(body, kind="reply")
+    if body.get("ok") is not True:
+        return
+    try:
+        name = result_schema_for(command)
+    except ValueError as exc:
+        raise ValidationError(str(exc)) from exc
+    _validator(f"{_RESULTS}#/$defs/{name}").validate(jsonable(body["result"]))
+
+
+def validate_headers(headers: Mapping[str, Any] | None) -> None:
+    """Raise `jsonschema.ValidationError` unless AMQP `headers` are those the bridge publishes with."""
+    _validator("defs#/$defs/BridgeHeaders").validate(jsonable(dict(headers or {})))
+
+
 def jsonable(value: Any) -> Any:
     """`value` as JSON Schema sees it: bytes become base64 text, tuples become lists, recursively."""
     if isinstance(value, bytes | bytearray | memoryview):
@@ -84,6 +123,11 @@ def _registry() -> Registry[Any]:
 
 @functools.cache
 def _validator(name: str) -> Any:
+    """`name` is a file stem, or `stem#/$defs/Name` for a named schema inside a file."""
     from jsonschema import Draft202012Validator
 
-    return Draft202012Validator(_load(SCHEMA_DIR / f"{name}{_SUFFIX}"), registry=_registry())
+    stem, _, pointer = name.partition("#")
+    schema = _load(SCHEMA_DIR / f"{stem}{_SUFFIX}")
+    if pointer:
+        schema = {"$ref": f"{schema['$id']}#{pointer}"}
+    return Draft202012Validator(schema, registry=_registry())

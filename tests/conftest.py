@@ -12,6 +12,7 @@ import pytest
 from bridge.config import Settings, load_settings
 from bridge.service import Service
 from tests.support.amqp import Agent, delete_topology
+from tests.support.contract_tap import ContractTap
 
 AMQP_URL = os.environ.get("BRIDGE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -32,9 +33,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def prefix(amqp_url: str) -> AsyncIterator[str]:
+    """A fresh exchange prefix; every message the bridge publishes on it is validated (contract tap)."""
     name = f"test-{uuid.uuid4().hex[:10]}"
-    yield name
-    await delete_topology(amqp_url, name)
+    tap = await ContractTap(amqp_url, name).start()
+    try:
+        yield name
+    finally:
+        violations = await tap.stop()
+        await delete_topology(amqp_url, name)
+    assert violations == [], "messages the bridge published break the contract (schemas/):\n" + "\n".join(
+        violations[:20]
+    )
 
 
 BridgeFactory = Callable[..., Awaitable[Service]]
@@ -80,3 +89,6 @@ async def agent(prefix: str, amqp_url: str) -> AsyncIterator[Agent]:
     await a.start()
     yield a
     await a.stop()
+    assert a.contract_violations == [], "replies break the contract (schemas/):\n" + "\n".join(
+        a.contract_violations[:20]
+    )

@@ -63,14 +63,20 @@ class EventCommand:
 Command = AudioCommand | MarkCommand | ClearCommand | RequestCommand | EventCommand
 
 
-def decode_command(raw: bytes, max_bytes: int, session_codec: Mapping[str, Any] | None = None) -> Command:
-    """Decode and validate a command body; `session_codec` (the negotiated codec) checks audio commands."""
+def decode_command(
+    raw: bytes, max_bytes: int, session_codec: Mapping[str, Any] | None = None, block_align: int = 1
+) -> Command:
+    """Decode and validate a command body.
+
+    Audio commands are checked against the session: `session_codec` (the negotiated codec) and
+    `block_align` (bytes per sample of all channels: audio must be whole samples).
+    """
     body = _unpack(raw, max_bytes)
     command_type = body.get("type")
     if not isinstance(command_type, str):
         raise BadCommand(400, "body needs a string 'type'")
     if command_type == "audio":
-        return _audio(body, session_codec)
+        return _audio(body, session_codec, block_align)
     if command_type == "mark":
         name = body.get("name")
         if not isinstance(name, str) or not name:
@@ -113,7 +119,9 @@ def _unpack(raw: bytes, max_bytes: int) -> dict[Any, Any]:
     return body
 
 
-def _audio(body: Mapping[Any, Any], session_codec: Mapping[str, Any] | None) -> AudioCommand:
+def _audio(
+    body: Mapping[Any, Any], session_codec: Mapping[str, Any] | None, block_align: int
+) -> AudioCommand:
     audio = body.get("audio")
     if not isinstance(audio, bytes | bytearray) or not audio:
         raise BadCommand(400, "audio command needs non-empty binary 'audio'", "audio")
@@ -127,6 +135,15 @@ def _audio(body: Mapping[Any, Any], session_codec: Mapping[str, Any] | None) -> 
                 raise BadCommand(
                     400, f"audio codec {stated} does not match the session's {session_codec['id']}", "audio"
                 )
+    if len(audio) % block_align:
+        # A partial sample would shift every later sample by a byte: noise, not a padded frame.
+        codec_id = session_codec.get("id", "the session codec") if session_codec else "the session codec"
+        raise BadCommand(
+            400,
+            f"audio of {len(audio)} bytes is not whole samples of {codec_id}: "
+            f"send a multiple of {block_align} bytes",
+            "audio",
+        )
     return AudioCommand(bytes(audio))
 
 

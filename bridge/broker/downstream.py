@@ -44,6 +44,7 @@ class CommandHandler:
         *,
         commands_exchange: str,
         session_codec: Mapping[str, Any],
+        block_align: int,
         max_command_bytes: int,
     ) -> None:
         self.call = call
@@ -51,6 +52,7 @@ class CommandHandler:
         self.telemetry = telemetry
         self.commands_exchange = commands_exchange
         self.session_codec = session_codec
+        self.block_align = block_align
         self.max_command_bytes = max_command_bytes
         self.received = 0
         self.rejected = 0
@@ -66,7 +68,9 @@ class CommandHandler:
         span: Span = trace.INVALID_SPAN
         error: str | None = None
         try:
-            command = decode_command(incoming.body, self.max_command_bytes, self.session_codec)
+            command = decode_command(
+                incoming.body, self.max_command_bytes, self.session_codec, self.block_align
+            )
             command_type = command.type
             if command_type != "audio":
                 span = self._consumer_span(incoming, command_type)
@@ -93,7 +97,12 @@ class CommandHandler:
         call = self.call
         if isinstance(command, AudioCommand):
             queued = call.enqueue_audio(command.audio)
-            return {"queued_bytes": queued.queued_bytes, "queued_ms": queued.queued_ms}
+            # queued_ms: the v1 name of backlog_ms, kept until v2
+            return {
+                "queued_bytes": queued.queued_bytes,
+                "backlog_ms": queued.backlog_ms,
+                "queued_ms": queued.backlog_ms,
+            }
         if isinstance(command, MarkCommand):
             call.add_mark(command.name)
             return {"name": command.name}

@@ -109,6 +109,7 @@ class SessionLink:
             self.telemetry,
             commands_exchange=self.broker.topology.commands,
             session_codec=self.codec,
+            block_align=self.uplink.fmt.block_align,
             max_command_bytes=self.settings.max_command_bytes,
         )
         self._queue = CommandQueue(
@@ -205,7 +206,8 @@ class SessionLink:
             "counters": {
                 "frames_in": s.frames_in,
                 "bytes_in": s.bytes_in,
-                "chunks_out": up.caller.chunks_out if up else 0,
+                "chunks_in": up.caller.chunks_out if up else 0,
+                "chunks_out": up.caller.chunks_out if up else 0,  # v1 alias of chunks_in, kept until v2
                 "frames_out": s.frames_out,
                 "bytes_out": s.bytes_out,
                 # bytes_in = delivered + dropped_in_bytes (gaps plus a trailing partial sample).

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind
 
 from bridge.broker import messages
@@ -53,13 +54,25 @@ class SessionOutbox:
         """Answer a command on its `reply_to` with its `correlation_id` (nothing when it asked for none)."""
         if not incoming.reply_to:
             return
+        if parent is None or not parent.get_span_context().is_valid:
+            parent = self._reply_trace(incoming)  # audio, tracing off, or failed before its span
         span = self.producer_span("", incoming.reply_to, parent)
+        traced = span if span.get_span_context().is_valid else parent  # no SDK: the parent's own context
         props = messages.properties(
-            body_type="reply", headers=self.headers(span), correlation_id=incoming.correlation_id
+            body_type="reply", headers=self.headers(traced), correlation_id=incoming.correlation_id
         )
         self.broker.control.submit(
             Outgoing("", incoming.reply_to, messages.pack(body), props, on_sent=lambda _: span.end())
         )
+
+    def _reply_trace(self, incoming: Incoming) -> Span | None:
+        """The trace a reply continues: the command's when it carried one, else the call's."""
+        context = self.telemetry.extract_context(incoming.headers)
+        if context is not None:
+            remote = trace.get_current_span(context)
+            if remote.get_span_context().is_valid:
+                return remote
+        return self.call_span
 
     def headers(self, span: Span | None) -> dict[str, Any]:
         return {"session_id": self.session_id, **self.telemetry.inject_headers(span)}

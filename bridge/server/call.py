@@ -173,7 +173,7 @@ class Call:
         except PlayoutFull as exc:
             raise CommandError(413, f"playout buffer full: {exc}") from None
         self._pacer.reschedule()
-        return AudioQueued(queued_bytes=queued, queued_ms=int(playout.queued_ms))
+        return AudioQueued(queued_bytes=queued, backlog_ms=int(playout.queued_ms))
 
     def add_mark(self, name: str) -> None:
         playout = self._require_playout()

@@ -17,6 +17,25 @@ import { parseArgs } from "node:util";
 import { decode, encode } from "@msgpack/msgpack";
 import amqp from "amqplib";
 
+// Types generated from schemas/ (contract.d.ts, `make contract-types`): field names and types exactly as
+// the contract defines them; `tsc --noEmit --strict` checks this file against them (npm run typecheck).
+/** @typedef {import("./contract.js").SessionStartedEvent} SessionStartedEvent */
+/** @typedef {import("./contract.js").SessionStartedData} SessionStartedData */
+/** @typedef {import("./contract.js").SessionEndedData} SessionEndedData */
+/** @typedef {import("./contract.js").PlayoutMarkData} PlayoutMarkData */
+/** @typedef {import("./contract.js").CommandRejectedData} CommandRejectedData */
+/** @typedef {import("./contract.js").AudioChunk} AudioChunk */
+/** @typedef {import("./contract.js").AudioCommand} AudioCommand */
+/** @typedef {import("./contract.js").MarkCommand} MarkCommand */
+/** @typedef {import("./contract.js").RequestCommand} RequestCommand */
+/** @typedef {import("./contract.js").NegotiatedAudioCodec} NegotiatedAudioCodec */
+/** @typedef {import("./contract.js").ReplyError} ReplyError */
+/** @typedef {import("./contract.js").AudioResult} AudioResult */
+/** @typedef {AudioCommand | MarkCommand | RequestCommand} Command */
+/** @typedef {{type: "reply", session_id: string, ok: boolean, result?: unknown, error?: ReplyError}} Reply */
+/** @typedef {Record<string, unknown>} BodyMap */
+/** @typedef {{type: string, session_id: string, seq?: number, data?: unknown}} EventEnvelope */
+
 // RabbitMQ's direct reply-to pseudo queue: consumed in no-ack mode on the channel that publishes.
 const REPLY_TO = "amq.rabbitmq.reply-to";
 const ECHO_MARK = "echo-done";
@@ -24,6 +43,10 @@ const REPLY_TIMEOUT_MS = 10_000;
 // After session.ended, caller audio may still be in flight on the other exchange (no cross-exchange order).
 const AUDIO_GRACE_MS = 1_000;
 
+/**
+ * @param {string} event
+ * @param {Record<string, unknown>} [fields]
+ */
 function log(event, fields = {}) {
   process.stdout.write(`${JSON.stringify({ event, ...fields })}\n`);
 }
@@ -41,11 +64,19 @@ function readOptions() {
   return { prefix: values.prefix, url: values.url, echoMs };
 }
 
+/**
+ * @param {unknown} value
+ * @returns {value is BodyMap}
+ */
 function isMap(value) {
   return value !== null && typeof value === "object" && !Array.isArray(value) && !(value instanceof Uint8Array);
 }
 
-/** Decode a msgpack body into a map, or return null (never throw: a bad message must not stop the agent). */
+/**
+ * Decode a msgpack body into a map, or return null (never throw: a bad message must not stop the agent).
+ * @param {Uint8Array} content
+ * @returns {BodyMap | null}
+ */
 function decodeMap(content) {
   try {
     const body = decode(content);
@@ -55,8 +86,29 @@ function decodeMap(content) {
   }
 }
 
+/**
+ * The session.started fields this agent relies on are there (a bad message must not stop the agent).
+ * @param {unknown} data
+ * @returns {data is SessionStartedData}
+ */
+function isStartedData(data) {
+  return (
+    isMap(data) &&
+    isMap(data.audio_codec) &&
+    isMap(data.audio) &&
+    typeof data.audio.routing_key === "string" &&
+    isMap(data.commands) &&
+    typeof data.commands.routing_key === "string"
+  );
+}
+
 /** One followed call. `key` is the routing-key word (may differ from session_id, which can be any text). */
 class Session {
+  /**
+   * @param {string} id
+   * @param {string} key
+   * @param {SessionStartedData} started
+   */
   constructor(id, key, started) {
     this.id = id;
     this.key = key;
@@ -65,6 +117,7 @@ class Session {
     const codec = started.audio_codec;
     this.bytesPerMs = (codec.sample_rate * ((codec.bit_depth ?? 16) / 8) * (codec.channels ?? 1)) / 1000;
     this.codec = codec;
+    /** @type {Buffer[]} */
     this.kept = []; // caller audio in seq order until the echo is cut from it (not kept for the whole call)
     this.chunks = 0;
     this.bytes = 0;
@@ -78,13 +131,22 @@ class Session {
 }
 
 class Agent {
+  /** @param {{prefix: string, url: string, echoMs: number}} options */
   constructor({ prefix, url, echoMs }) {
     this.prefix = prefix;
     this.url = url;
     this.echoMs = echoMs;
-    this.sessions = new Map(); // key -> Session
-    this.pending = new Map(); // correlation_id -> {resolve, timer}
+    /** @type {Map<string, Session>} key -> Session */
+    this.sessions = new Map();
+    /** @type {Map<string, {resolve: (reply: Reply) => void, timer: NodeJS.Timeout}>} correlation_id -> waiter */
+    this.pending = new Map();
     this.stopping = false;
+    /** @type {amqp.ChannelModel | undefined} */
+    this.conn = undefined;
+    /** @type {amqp.Channel} */
+    this.ch = /** @type {any} */ (undefined); // set by start()
+    this.eventsQueue = "";
+    this.audioQueue = "";
   }
 
   get exchanges() {
@@ -93,12 +155,13 @@ class Agent {
   }
 
   async start() {
-    this.conn = await amqp.connect(this.url, { clientProperties: { connection_name: "rtvbp-node-agent" } });
-    this.conn.on("error", (err) => process.stderr.write(`connection error: ${err.message}\n`));
-    this.conn.on("close", () => this.lost("connection closed"));
-    const ch = await this.conn.createChannel();
+    const conn = await amqp.connect(this.url, { clientProperties: { connection_name: "rtvbp-node-agent" } });
+    this.conn = conn;
+    conn.on("error", (err) => process.stderr.write(`connection error: ${err.message}\n`));
+    conn.on("close", () => this.lost("connection closed"));
+    const ch = await conn.createChannel();
     this.ch = ch;
-    ch.on("error", (err) => process.stderr.write(`channel error: ${err.message}\n`));
+    ch.on("error", (/** @type {Error} */ err) => process.stderr.write(`channel error: ${err.message}\n`));
     ch.on("close", () => this.lost("channel closed"));
 
     // Same declarations as the bridge (idempotent), so it does not matter who starts first.
@@ -116,7 +179,11 @@ class Agent {
     log("ready", { prefix: this.prefix, events_queue: this.eventsQueue, audio_queue: this.audioQueue });
   }
 
-  /** Run a handler so that no message, however odd, can crash the process. */
+  /**
+   * Run a handler so that no message, however odd, can crash the process.
+   * @param {string} kind
+   * @param {() => unknown} handler
+   */
   guard(kind, handler) {
     Promise.resolve()
       .then(handler)
@@ -125,6 +192,7 @@ class Agent {
       });
   }
 
+  /** @param {string} what */
   lost(what) {
     if (this.stopping) return;
     // A supervisor restarts us; our exclusive queues and bindings died with the connection anyway.
@@ -134,16 +202,18 @@ class Agent {
 
   // ---- upstream ----------------------------------------------------------------------------------------
 
+  /** @param {amqp.ConsumeMessage | null} msg */
   async onEvent(msg) {
     if (msg === null) return this.lost("events consumer cancelled by the broker");
-    const body = decodeMap(msg.content);
-    if (body === null || typeof body.type !== "string" || typeof body.session_id !== "string") {
+    const decoded = decodeMap(msg.content);
+    if (decoded === null || typeof decoded.type !== "string" || typeof decoded.session_id !== "string") {
       log("ignored", { exchange: "events", routing_key: msg.fields.routingKey, reason: "not an event body" });
       return;
     }
+    const body = /** @type {EventEnvelope} */ (decoded);
     const key = msg.fields.routingKey.split(".", 1)[0];
     if (body.type === "session.started") {
-      await this.follow(msg.fields.routingKey, body);
+      await this.follow(msg.fields.routingKey, /** @type {SessionStartedEvent} */ (/** @type {unknown} */ (decoded)));
       return;
     }
     const session = this.sessions.get(key);
@@ -155,31 +225,35 @@ class Agent {
       }
       session.nextEventSeq = body.seq + 1;
     }
-    const data = isMap(body.data) ? body.data : {};
+    if (!isMap(body.data)) return;
+    const data = /** @type {unknown} */ (body.data); // the type named by body.type
     switch (body.type) {
-      case "playout.mark":
-        log("mark.reached", { session_id: session.id, name: data.name, position_ms: data.position_ms });
-        if (data.name === ECHO_MARK) await this.hangup(session);
+      case "playout.mark": {
+        const mark = /** @type {PlayoutMarkData} */ (data);
+        log("mark.reached", { session_id: session.id, name: mark.name, position_ms: mark.position_ms });
+        if (mark.name === ECHO_MARK) await this.hangup(session);
         break;
-      case "command.rejected":
-        log("command.rejected", { session_id: session.id, ...data });
+      }
+      case "command.rejected": {
+        const rejected = /** @type {CommandRejectedData} */ (data);
+        log("command.rejected", { session_id: session.id, ...rejected });
         break;
+      }
       case "session.ended":
-        await this.finish(session, data);
+        await this.finish(session, /** @type {SessionEndedData} */ (data));
         break;
       default:
         log("upstream", { session_id: session.id, type: body.type, seq: body.seq });
     }
   }
 
+  /**
+   * @param {string} routingKey
+   * @param {SessionStartedEvent} body
+   */
   async follow(routingKey, body) {
     const data = body.data;
-    if (
-      !isMap(data) ||
-      !isMap(data.audio_codec) ||
-      typeof data.audio?.routing_key !== "string" ||
-      typeof data.commands?.routing_key !== "string"
-    ) {
+    if (!isStartedData(data)) {
       log("ignored", { exchange: "events", routing_key: routingKey, reason: "session.started without its fields" });
       return;
     }
@@ -199,14 +273,16 @@ class Agent {
     });
   }
 
+  /** @param {amqp.ConsumeMessage | null} msg */
   onAudio(msg) {
     if (msg === null) return this.lost("audio consumer cancelled by the broker");
-    const body = decodeMap(msg.content);
+    const decoded = decodeMap(msg.content);
     const session = this.sessions.get(msg.fields.routingKey.split(".", 1)[0]);
-    if (body === null || !(body.audio instanceof Uint8Array) || typeof body.seq !== "number") {
+    if (decoded === null || !(decoded.audio instanceof Uint8Array) || typeof decoded.seq !== "number") {
       log("ignored", { exchange: "audio", routing_key: msg.fields.routingKey, reason: "not an audio body" });
       return;
     }
+    const body = /** @type {AudioChunk} */ (/** @type {unknown} */ (decoded));
     if (session === undefined || body.direction !== "in") return;
     if (body.seq < session.nextAudioSeq) {
       session.audioDuplicates += 1;
@@ -230,9 +306,13 @@ class Agent {
     }
   }
 
+  /**
+   * @param {Session} session
+   * @param {SessionEndedData} data
+   */
   async finish(session, data) {
-    const counters = isMap(data.counters) ? data.counters : {};
-    const expected = (counters.bytes_in ?? 0) - (counters.dropped_in_bytes ?? 0);
+    const counters = data.counters;
+    const expected = (counters?.bytes_in ?? 0) - (counters?.dropped_in_bytes ?? 0);
     const deadline = Date.now() + AUDIO_GRACE_MS;
     while (session.bytes < expected && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     this.sessions.delete(session.key);
@@ -252,9 +332,13 @@ class Agent {
 
   // ---- downstream --------------------------------------------------------------------------------------
 
+  /**
+   * @param {Session} session
+   * @param {Buffer} pcm
+   */
   async echo(session, pcm) {
     // Same channel, so the bridge gets audio then mark in this order; both replies are awaited after.
-    const audio = this.command(session, { type: "audio", audio: pcm });
+    const audio = this.command(session, { type: "audio", audio: new Uint8Array(pcm) });
     const mark = this.command(session, { type: "mark", name: ECHO_MARK });
     const [audioReply, markReply] = await Promise.all([audio, mark]);
     log("audio.sent", {
@@ -263,13 +347,15 @@ class Agent {
       ms: pcm.length / session.bytesPerMs,
       sha256: createHash("sha256").update(pcm).digest("hex"),
       ok: audioReply.ok && markReply.ok,
-      result: audioReply.ok ? audioReply.result : audioReply.error,
+      result: audioReply.ok ? /** @type {AudioResult} */ (audioReply.result) : audioReply.error,
     });
   }
 
+  /** @param {Session} session */
   async hangup(session) {
     if (session.hungUp) return;
     session.hungUp = true;
+    /** @type {RequestCommand} */
     const request = { type: "request", method: "call.hangup", params: { reason: "completed" } };
     const reply = await this.command(session, request);
     log("reply", {
@@ -281,9 +367,15 @@ class Agent {
     });
   }
 
-  /** Publish a command for a session and resolve with the bridge's reply (rejects after a timeout). */
+  /**
+   * Publish a command for a session and resolve with the bridge's reply (rejects after a timeout).
+   * @param {Session} session
+   * @param {Command} body
+   * @returns {Promise<Reply & {correlationId: string}>}
+   */
   async command(session, body) {
     const correlationId = randomUUID();
+    /** @type {Promise<Reply>} */
     const answer = new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(correlationId);
@@ -302,10 +394,11 @@ class Agent {
     return { ...reply, correlationId };
   }
 
+  /** @param {amqp.ConsumeMessage | null} msg */
   onReply(msg) {
     if (msg === null) return this.lost("reply consumer cancelled by the broker");
     const correlationId = msg.properties.correlationId;
-    const waiter = this.pending.get(correlationId);
+    const waiter = this.pending.get(correlationId ?? "");
     const body = decodeMap(msg.content);
     if (waiter === undefined || body === null || typeof body.ok !== "boolean") {
       log("ignored", { exchange: "reply-to", correlation_id: correlationId ?? null, reason: "unexpected reply" });
@@ -313,7 +406,7 @@ class Agent {
     }
     this.pending.delete(correlationId);
     clearTimeout(waiter.timer);
-    waiter.resolve(body);
+    waiter.resolve(/** @type {Reply} */ (body));
   }
 
   async stop() {

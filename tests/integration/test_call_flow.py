@@ -51,7 +51,11 @@ async def test_call_events_and_audio_reach_the_bus_in_order(bridge, agent: Agent
     assert b"".join(c.body["audio"] for c in chunks) == pcm
     assert [c.body["ts"] for c in chunks] == [i * 100 for i in range(len(chunks))]
     assert [e.body["data"]["digit"] for e in agent.events if e.body["type"] == "dtmf"] == ["1", "2", "#"]
-    assert ended.body["data"]["counters"]["bytes_in"] == len(pcm)
+    counters = ended.body["data"]["counters"]
+    assert counters["bytes_in"] == len(pcm)
+    # caller chunks published on `.in`: `chunks_in`; `chunks_out` is its v1 alias, kept until v2
+    assert counters["chunks_in"] == counters["chunks_out"] == len(chunks) == 20
+    assert counters["frames_out"] == counters["bytes_out"] == 0  # "out" is only audio played to the caller
     await asyncio.sleep(0)
 
 

@@ -32,6 +32,10 @@ async def test_played_audio_arrives_as_exact_frames_at_real_time_pace(bridge, ag
     pcm = tone(1000, 1000, 8000) + b"\x01\x02" * 50  # 1 s + a partial frame
     reply = await agent.command("play", {"type": "audio", "audio": pcm})
     assert reply is not None and reply["ok"] and reply["result"]["queued_bytes"] == len(pcm)
+    # the whole queue not yet sent to the voice (this 1 s minus the <= 100 ms lead sent at once):
+    # `backlog_ms`; `queued_ms` is its v1 alias, kept until v2
+    backlog_ms = reply["result"]["backlog_ms"]
+    assert backlog_ms == reply["result"]["queued_ms"] and len(pcm) // 16 - 100 <= backlog_ms < len(pcm) // 16
     await agent.command("play", {"type": "mark", "name": "end-of-prompt"})
     mark = await agent.wait_event("playout.mark", "play", timeout=5)
     assert mark.body["data"]["name"] == "end-of-prompt"
@@ -106,6 +110,33 @@ async def test_requests_round_trip_with_a_reply(
     await voice.close()
 
 
+async def test_replies_carry_session_id_and_continue_the_commands_trace(bridge, agent: Agent) -> None:
+    voice = await started_call(bridge, agent, "traced")
+    started = await agent.wait_event("session.started", "traced")
+    call_trace = started.message.headers["traceparent"].split("-")[1]
+    consumer_trace, consumer_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    asked: dict[str, dict[str, Any]] = {
+        "audio": {"type": "audio", "audio": b"\x00\x01" * 160},
+        "ping": {"type": "request", "method": "ping", "params": {"t0": 1700000000000}},
+        "bad": {"type": "audio", "audio": b"\x00"},
+    }
+    for name, body in asked.items():
+        for headers, expected_trace in (
+            (None, call_trace),  # no trace of its own: the reply stays on the call's trace
+            ({"traceparent": f"00-{consumer_trace}-{consumer_span}-01"}, consumer_trace),
+        ):
+            cid = f"{name}-{expected_trace[:6]}"
+            reply = await agent.command("traced", body, correlation_id=cid, headers=headers)
+            assert reply is not None, name
+            reply_headers = agent.reply_messages[cid].headers
+            assert reply_headers["session_id"] == "traced", (name, reply_headers)
+            version, trace_id, span_id, _ = str(reply_headers["traceparent"]).split("-")
+            assert (version, trace_id) == ("00", expected_trace), (name, headers, reply_headers)
+            assert len(span_id) == 16
+    await voice.hangup()
+    await voice.close()
+
+
 async def test_terminal_requests_end_the_call(bridge, agent: Agent) -> None:
     voice = await started_call(bridge, agent, "move")
     reply = await agent.command(
@@ -174,6 +205,7 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
         ({"type": "event", "event": "dtmf", "data": {}}, 400),
         ({"type": "event", "event": "input.transcript", "data": {"delta": 5}}, 400),
         ({"type": "audio", "audio": "not bytes"}, 400),
+        ({"type": "audio", "audio": b"\x00\x01\x02"}, 400),  # not whole 16-bit samples
         (
             {
                 "type": "audio",
@@ -202,6 +234,8 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
         reply = await agent.command("bad", body)
         assert reply is not None and reply["ok"] is False and reply["error"]["code"] == code, (body, reply)
         validate_body(reply, kind="reply")
+        if body.get("audio") == b"\x00\x01\x02":
+            assert "3 bytes is not whole samples of L16/8000/1" in reply["error"]["message"], reply
     # raw garbage, and a rejected command without reply_to -> command.rejected upstream
     assert agent.channel is not None
     exchange = await agent.channel.get_exchange(f"{agent.prefix}.commands", ensure=False)
@@ -211,6 +245,7 @@ async def test_bad_commands_get_errors_and_never_hurt_the_call(bridge, agent: Ag
     validate_body(rejected.body, kind="event")
     ping = await voice.request("ping", {"t0": 1700000000000})
     assert ping.ok
+    assert voice.played.frames == []  # none of the rejected audio was played, padded or not
     await voice.hangup()
     await voice.close()
     ended = await agent.wait_event("session.ended", "bad")

@@ -123,6 +123,11 @@ async def test_fifty_concurrent_calls_at_real_time_without_loss_or_cross_talk(br
     await agent.wait_for(
         lambda: sum(1 for e in agent.events if e.body["type"] == "session.ended") == calls, timeout=30
     )
+    # Audio and events travel on different exchanges: session.ended may overtake the last chunks
+    # (docs/consumers.md §4). Wait for the bytes session.ended promises; a loss still times out here.
+    await agent.wait_for(
+        lambda: sum(len(r.body["audio"]) for r in agent.audio) == len(b"".join(sent)), timeout=10
+    )
     for index, pcm in enumerate(sent):
         chunks = [r for r in agent.audio if r.body["session_id"] == f"load-{index}"]
         assert [c.body["seq"] for c in chunks] == list(range(len(chunks)))

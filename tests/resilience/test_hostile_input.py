@@ -242,15 +242,18 @@ async def test_hostile_commands_get_clear_errors_and_the_call_goes_on(
         reply = agent.replies[name]
         assert reply["ok"] is False and reply["error"]["code"] == code, (name, reply)
         assert reply["error"]["message"], name
-    # odd-length audio is not an error: it is played, the half sample padded with zero
+    # audio that is not whole samples is refused (a half sample would shift every later one): nothing plays
     odd = await agent.command("hostile", {"type": "audio", "audio": b"\x01\x02\x03"})
-    assert odd is not None and odd["ok"]
-    await until(lambda: len(voice.played.frames) >= 1, 5, "the odd-length audio to play")
-    assert voice.played.frames[0][:4] == b"\x01\x02\x03\x00"
+    assert odd is not None and odd["ok"] is False and odd["error"]["code"] == 400, odd
+    assert "not whole samples" in odd["error"]["message"]
+    whole = await agent.command("hostile", {"type": "audio", "audio": b"\x01\x02\x03\x04"})
+    assert whole is not None and whole["ok"], whole
+    await until(lambda: len(voice.played.frames) >= 1, 5, "the whole-sample audio to play")
+    assert voice.played.frames[0][:6] == b"\x01\x02\x03\x04\x00\x00"
     assert (await voice.request("ping", {"t0": 1})).ok
     await voice.hangup()
     ended = await agent.wait_event("session.ended", "hostile")
-    assert ended.body["data"]["counters"]["commands_rejected"] == len(HOSTILE_COMMANDS)
+    assert ended.body["data"]["counters"]["commands_rejected"] == len(HOSTILE_COMMANDS) + 1  # + the odd audio
     await voice.close()
     await bystander.finish()
 

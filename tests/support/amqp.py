@@ -11,6 +11,9 @@ from typing import Any
 import aio_pika
 import msgpack
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from jsonschema import ValidationError
+
+from bridge.schemas import validate_body, validate_headers, validate_reply
 
 
 @dataclass
@@ -32,7 +35,11 @@ class Agent:
     events: list[Received] = field(default_factory=list)
     audio: list[Received] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reply_messages: dict[str, AbstractIncomingMessage] = field(default_factory=dict)  # properties, headers
     reply_ids: list[str] = field(default_factory=list)  # every reply's correlation id, duplicates included
+    # Replies checked against the result schema of the command they answer (see check_reply).
+    contract_violations: list[str] = field(default_factory=list)
+    _sent: dict[str, dict[str, Any]] = field(default_factory=dict)  # correlation id -> command body
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _reply_queue: AbstractQueue | None = None
     _queues: list[AbstractQueue] = field(default_factory=list)
@@ -78,6 +85,10 @@ class Agent:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         self.replies[message.correlation_id or ""] = msgpack.unpackb(message.body, raw=False)
+        problem = check_reply(message, self._sent.get(message.correlation_id or ""))
+        if problem is not None:
+            self.contract_violations.append(problem)
+        self.reply_messages[message.correlation_id or ""] = message
         self.reply_ids.append(message.correlation_id or "")
         async with self._changed:
             self._changed.notify_all()
@@ -112,9 +123,12 @@ class Agent:
         reply: bool = True,
         timeout: float = 10.0,
         correlation_id: str | None = None,
+        headers: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         assert self.channel is not None and self._reply_queue is not None
         cid = correlation_id or uuid.uuid4().hex
+        if reply:
+            self._sent[cid] = body
         exchange = await self.channel.get_exchange(f"{self.prefix}.commands", ensure=False)
         await exchange.publish(
             aio_pika.Message(
@@ -122,12 +136,33 @@ class Agent:
                 content_type="application/msgpack",
                 correlation_id=cid,
                 reply_to=self._reply_queue.name if reply else None,
+                headers=headers,
             ),
             routing_key=session_key,
         )
         if not reply:
             return None
         return await self.wait_for(lambda: self.replies.get(cid), timeout)  # type: ignore[no-any-return]
+
+
+def check_reply(message: AbstractIncomingMessage, command: dict[str, Any] | None) -> str | None:
+    """What is wrong with a reply (body, headers, and the result of `command` when it succeeded), or None."""
+    try:
+        body = msgpack.unpackb(message.body, raw=False)
+        validate_headers(message.headers)
+        if command is None or not isinstance(command, dict):
+            validate_body(body, kind="reply")  # a reply to something this agent did not build as a map
+        else:
+            validate_reply(body, command)
+    except ValidationError as exc:
+        return (
+            f"reply to {command!r:.120}: {exc.message} at {'/'.join(map(str, exc.absolute_path)) or '(root)'}"
+        )
+    except Exception as exc:
+        return f"reply to {command!r:.120} is not a msgpack map: {exc!r}"
+    if message.type != "reply" or message.content_type != "application/msgpack":
+        return f"reply to {command!r:.120}: AMQP type {message.type!r}, content_type {message.content_type!r}"
+    return None
 
 
 async def delete_topology(url: str, prefix: str) -> None:

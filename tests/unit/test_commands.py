@@ -83,6 +83,18 @@ def test_bad_bodies_are_refused_with_code_type_and_reason(
     assert words in refused.message
 
 
+def test_audio_must_be_whole_samples_of_the_session_codec() -> None:
+    raw = msgpack.packb({"type": "audio", "audio": b"\0\0\0"}, use_bin_type=True)
+    with pytest.raises(BadCommand) as odd:
+        decode_command(raw, 4096, SESSION_CODEC, block_align=2)
+    assert odd.value.code == 400 and "not whole samples of L16/8000/1" in odd.value.message
+    assert "multiple of 2 bytes" in odd.value.message
+    stereo = msgpack.packb({"type": "audio", "audio": b"\0" * 6}, use_bin_type=True)
+    with pytest.raises(BadCommand):
+        decode_command(stereo, 4096, SESSION_CODEC, block_align=4)
+    assert decode_command(stereo, 4096, SESSION_CODEC, block_align=2) == AudioCommand(b"\0" * 6)
+
+
 def test_oversize_undecodable_and_too_deep_bodies() -> None:
     with pytest.raises(BadCommand) as big:
         decode_command(b"\0" * 5000, 4096)

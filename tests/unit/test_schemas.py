@@ -25,7 +25,16 @@ from referencing import Registry, Resource
 
 from bridge.broker.lost_calls import LostCall
 from bridge.broker.reaper import bridge_lost_body
-from bridge.schemas import SCHEMA_DIR, BodyKind, jsonable, schema_name_for, validate_body
+from bridge.protocol.catalog import OPERATIONS
+from bridge.schemas import (
+    SCHEMA_DIR,
+    BodyKind,
+    jsonable,
+    result_schema_for,
+    schema_name_for,
+    validate_body,
+    validate_reply,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 ID_BASE = "https://rtvbp-bridge.dev/schemas/v1/"
@@ -45,6 +54,7 @@ EXPECTED_FILES = {
     "defs",
     "audio-chunk",
     "reply",
+    "results",
     *(f"event.{name}" for name in EVENT_TYPES),
     *(f"command.{name}" for name in COMMAND_TYPES),
 }
@@ -85,6 +95,7 @@ COUNTERS = dict.fromkeys(
     [
         "frames_in",
         "bytes_in",
+        "chunks_in",
         "chunks_out",
         "frames_out",
         "bytes_out",
@@ -275,7 +286,7 @@ VALID: dict[str, tuple[BodyKind, Any]] = {
     ),
     "event output.transcript.done no data": ("command", command("event", event="output.transcript.done")),
     "event agent.tool.call": ("command", command("event", event="agent.tool.call", data={"name": "lookup"})),
-    "reply ok": ("reply", reply(ok=True, result={"queued_bytes": 3200, "queued_ms": 200})),
+    "reply ok": ("reply", reply(ok=True, result={"queued_bytes": 3200, "backlog_ms": 200, "queued_ms": 200})),
     "reply ok empty": ("reply", reply(ok=True, result={})),
     "reply error": ("reply", reply(ok=False, error={"code": 504, "message": "voice did not answer"})),
 }
@@ -427,6 +438,116 @@ def test_request_and_event_enums_match_their_per_name_rules() -> None:
         assert ruled == set(schema["properties"][field]["enum"]) == set(schema["$defs"])
     assert len(_load(SCHEMA_DIR / "command.request.schema.json")["$defs"]) == 8
     assert len(_load(SCHEMA_DIR / "command.event.schema.json")["$defs"]) == 5
+
+
+def _nodes(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _nodes(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _nodes(value)
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=_stem)
+def test_no_keyword_beside_a_ref_where_generators_drop_it(path: Path) -> None:
+    beside = [sorted(node) for node in _nodes(_load(path)) if "$ref" in node and len(node) > 1]
+    assert beside == []
+
+
+def _pascal(dotted: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in dotted.split("."))
+
+
+@pytest.mark.parametrize("name", EVENT_TYPES)
+def test_every_event_and_its_data_are_named_schemas(name: str) -> None:
+    schema = _load(SCHEMA_DIR / f"event.{name}.schema.json")
+    assert schema["title"] == f"{_pascal(name)}Event"
+    data_ref = schema["properties"]["data"]["$ref"]
+    assert data_ref == f"#/$defs/{_pascal(name)}Data"
+    assert _resolve_local(schema, data_ref)["title"] == f"{_pascal(name)}Data"
+
+
+def _resolve_local(schema: dict[str, Any], ref: str) -> Any:
+    return _pointer(schema, ref.removeprefix("#"))
+
+
+def test_commands_replies_chunks_counters_and_gap_fields_have_readable_titles() -> None:
+    titles = {_stem(path): _load(path).get("title") for path in SCHEMA_FILES}
+    assert titles["audio-chunk"] == "AudioChunk" and titles["reply"] == "Reply"
+    for name in COMMAND_TYPES:
+        assert titles[f"command.{name}"] == f"{name.capitalize()}Command"
+    ended = _load(SCHEMA_DIR / "event.session.ended.schema.json")
+    assert ended["$defs"]["SessionEndedData"]["properties"]["counters"] == {"$ref": "#/$defs/SessionCounters"}
+    gap = _load(SCHEMA_DIR / "event.audio.gap.schema.json")["$defs"]["AudioGapData"]
+    for schema in (ended["$defs"]["SessionCounters"], gap):
+        undefined = [field for field, spec in schema["properties"].items() if not spec.get("description")]
+        assert undefined == [], f"{schema['title']}: fields without a definition: {undefined}"
+    for defs_name in ("command.request", "command.event"):
+        for key, spec in _load(SCHEMA_DIR / f"{defs_name}.schema.json")["$defs"].items():
+            assert spec["title"] == _pascal(key) + ("Params" if defs_name == "command.request" else "Data")
+
+
+RESULTS = _load(SCHEMA_DIR / "results.schema.json")["$defs"]
+APPLICATION_REQUESTS = sorted(m for m, spec in OPERATIONS.items() if spec.handled_by in ("voice", "both"))
+
+
+def test_a_named_result_schema_for_every_command_type_and_request_method() -> None:
+    expected = {f"{t.capitalize()}Result" for t in COMMAND_TYPES if t != "request"} | {
+        f"{_pascal(method)}Result" for method in APPLICATION_REQUESTS
+    }
+    assert set(RESULTS) == expected
+    assert all(spec["title"] == name and spec.get("description") for name, spec in RESULTS.items())
+    for name, spec in RESULTS.items():
+        fields = spec.get("properties", {})
+        undefined = [field for field, prop in fields.items() if not prop.get("description")]
+        assert undefined == [], f"{name}: result fields without a definition: {undefined}"
+    request_methods = _load(SCHEMA_DIR / "command.request.schema.json")["properties"]["method"]["enum"]
+    assert sorted(request_methods) == APPLICATION_REQUESTS
+
+
+def test_result_schema_for_names_the_command_or_method() -> None:
+    assert result_schema_for({"type": "audio"}) == "AudioResult"
+    assert result_schema_for({"type": "request", "method": "session.get"}) == "SessionGetResult"
+    assert result_schema_for({"type": "request", "method": "audio.buffer.clear"}) == "AudioBufferClearResult"
+    for bad in ({"type": "request", "method": "session.terminate"}, {"type": "teleport"}, {}):
+        with pytest.raises(ValueError):
+            result_schema_for(bad)
+
+
+RESULT_CASES: list[tuple[dict[str, Any], dict[str, Any], bool]] = [
+    ({"type": "audio"}, {"queued_bytes": 320, "backlog_ms": 20, "queued_ms": 20}, True),
+    ({"type": "audio"}, {"queued_bytes": 320, "queued_ms": 20}, False),  # backlog_ms missing
+    ({"type": "audio"}, {"queued_bytes": "320", "backlog_ms": 20, "queued_ms": 20}, False),
+    ({"type": "mark"}, {"name": "m"}, True),
+    ({"type": "clear"}, {"bridge_bytes": 0, "voice_bytes": 0, "marks_dropped": ["a"]}, True),
+    ({"type": "clear"}, {"bridge_bytes": 0, "voice_bytes": 0, "marks_dropped": "a"}, False),
+    ({"type": "event", "event": "input.transcript"}, {}, True),
+    ({"type": "request", "method": "ping"}, {"t0": 1, "t1": 2, "t2": 3, "owd": 2}, True),
+    ({"type": "request", "method": "ping"}, {"t0": 1, "t1": 2, "t2": 3}, False),
+    ({"type": "request", "method": "recording.start"}, {"id": "r-1"}, True),
+    ({"type": "request", "method": "recording.start"}, {"id": ""}, False),
+    ({"type": "request", "method": "session.get"}, {"customer": "Ada", "blob": b"\x00"}, True),
+    ({"type": "request", "method": "audio.buffer.clear"}, {"len": -1}, False),
+    ({"type": "request", "method": "application.move"}, {}, True),
+]
+
+
+@pytest.mark.parametrize(("command_body", "result", "valid"), RESULT_CASES)
+def test_reply_results_are_checked_per_command(
+    command_body: dict[str, Any], result: dict[str, Any], valid: bool
+) -> None:
+    body = reply(ok=True, result=result)
+    if valid:
+        validate_reply(body, command_body)
+    else:
+        with pytest.raises(ValidationError):
+            validate_reply(body, command_body)
+
+
+def test_error_replies_need_no_result_schema() -> None:
+    validate_reply(reply(ok=False, error={"code": 400, "message": "bad"}), {"type": "teleport"})
 
 
 # ---------------------------------------------------------------- bodies
