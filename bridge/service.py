@@ -13,7 +13,7 @@ from bridge.auth import AuthConfig, Authenticator, JwtKey, Principal, load_jwt_k
 from bridge.broker.client import BrokerClient
 from bridge.broker.link import LinkSettings, LocalOwnership, SessionLink
 from bridge.broker.names import Topology
-from bridge.config import Settings
+from bridge.config import Settings, broker_tls
 from bridge.protocol.session import CLOSE_GOING_AWAY
 from bridge.server.app import BridgeServer
 from bridge.server.call import Call, CommandError
@@ -60,6 +60,7 @@ class Service:
             Topology(settings.exchange_prefix),
             settings.confirm_window,
             settings.instance_id,
+            broker_tls(settings),
         )
         self.ownership = LocalOwnership()
         self.link_settings = LinkSettings(

@@ -13,7 +13,6 @@ import contextlib
 import logging
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -23,6 +22,7 @@ from aio_pika.abc import (
 )
 
 from bridge.broker import messages
+from bridge.broker.addresses import BrokerTLS, connect_first_answering, parse_addresses
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher, Outgoing
 from bridge.telemetry import Telemetry
@@ -46,8 +46,16 @@ UNROUTABLE_REPLIES_ARGS: dict[str, Any] = {
 
 
 class BrokerClient:
-    def __init__(self, url: str, topology: Topology, confirm_window: int, instance_id: str) -> None:
-        self.url = url
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        confirm_window: int,
+        instance_id: str,
+        tls: BrokerTLS | None = None,
+    ) -> None:
+        self.addresses = parse_addresses(url)  # one URL, or the comma-separated nodes of a cluster
+        self.tls = tls or BrokerTLS()
         self.topology = topology
         self.instance_id = instance_id
         self.publish_conn: AbstractRobustConnection | None = None
@@ -127,10 +135,8 @@ class BrokerClient:
                 await asyncio.sleep(CONNECT_RETRY_S)
 
     async def _connect(self, role: str) -> AbstractRobustConnection:
-        conn = await aio_pika.connect_robust(
-            self.url,
-            reconnect_interval=1.0,
-            client_properties={"connection_name": f"rtvbp-bridge {self.instance_id} {role}"},
+        conn = await connect_first_answering(
+            self.addresses, self.tls, name=f"rtvbp-bridge {self.instance_id} {role}", reconnect_interval=1.0
         )
         conn.reconnect_callbacks.add(self._on_reconnect)
         return conn
