@@ -264,7 +264,7 @@ async def _cleanup(prefix: str) -> None:
             await channel.exchange_delete(f"{prefix}.{name}")
             if name == "unroutable":
                 await channel.queue_delete(f"{prefix}.unroutable")
-                await channel.queue_delete(f"{prefix}.unroutable.replies")
+                await channel.queue_delete(f"{prefix}.unroutable.responder")
         except Exception:
             pass
     await conn.close()

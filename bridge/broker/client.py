@@ -20,6 +20,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from bridge.broker import messages
 from bridge.broker.addresses import BrokerTLS, connect_first_answering, parse_addresses
@@ -38,6 +39,7 @@ UNROUTABLE_QUEUE_ARGS: dict[str, Any] = {
 # The copy every replica competes for, to answer 404: a reply older than a few seconds helps nobody, and
 # the queue goes away an hour after the last bridge of this prefix does.
 UNROUTABLE_REPLIES_ARGS: dict[str, Any] = {
+    "x-queue-type": "quorum",
     "x-max-length": 1_000,
     "x-overflow": "drop-head",
     "x-message-ttl": 10_000,
@@ -161,15 +163,31 @@ class BrokerClient:
             await channel.declare_exchange(
                 t.commands, ExchangeType.DIRECT, durable=True, arguments={"alternate-exchange": t.unroutable}
             )
-            # Commands nobody owns land here for inspection instead of vanishing (bounded, expiring).
-            queue = await channel.declare_queue(t.unroutable, durable=True, arguments=UNROUTABLE_QUEUE_ARGS)
-            await queue.bind(unroutable)
             replies = await channel.declare_queue(
                 t.unroutable_replies, durable=True, arguments=UNROUTABLE_REPLIES_ARGS
             )
             await replies.bind(unroutable)
         finally:
             await channel.close()
+        await self._declare_inspection_queue()
+
+    async def _declare_inspection_queue(self) -> None:
+        """Commands nobody owns land here for inspection instead of vanishing (bounded, expiring).
+
+        A classic queue lives on one cluster node; while that node is down the broker refuses to declare it
+        (NOT_FOUND). It is only an inspection aid, so a replica starts without it rather than not at all.
+        """
+        assert self.publish_conn is not None
+        t = self.topology
+        channel = await self.publish_conn.channel()
+        try:
+            queue = await channel.declare_queue(t.unroutable, durable=True, arguments=UNROUTABLE_QUEUE_ARGS)
+            await queue.bind(t.unroutable)
+        except ChannelNotFoundEntity as exc:
+            log.warning("inspection queue %s unavailable (%s); continuing without it", t.unroutable, exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _answer_unroutable(self) -> None:
         """Commands for a session no replica owns: whoever asked for a reply gets 404 now, not a timeout.

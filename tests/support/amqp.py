@@ -140,7 +140,7 @@ async def delete_topology(url: str, prefix: str) -> None:
                 await channel.exchange_delete(f"{prefix}.{name}")
             with contextlib.suppress(Exception):
                 await channel.close()
-        for queue in (f"{prefix}.unroutable", f"{prefix}.unroutable.replies"):
+        for queue in (f"{prefix}.unroutable", f"{prefix}.unroutable.responder"):
             channel = await conn.channel()
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue)
