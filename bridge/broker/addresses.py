@@ -125,7 +125,18 @@ async def connect_first_answering(
 
 
 def _log_failure(address: URL, exc: Exception) -> None:
-    if isinstance(exc, ssl.SSLError):
-        log.error("TLS to broker %s failed: %s", redact(address), exc)
+    tls_error = _tls_cause(exc)
+    if tls_error is not None:
+        log.error("TLS to broker %s failed: %s", redact(address), tls_error)
     else:
         log.warning("broker %s not reachable: %s", redact(address), type(exc).__name__)
+
+
+def _tls_cause(exc: BaseException | None) -> BaseException | None:
+    """The TLS failure behind `exc`: aiormq wraps it in AMQPConnectionError (chained, or by its text)."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLError | ssl.CertificateError) or "[SSL" in str(exc):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
