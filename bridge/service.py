@@ -78,6 +78,9 @@ class Service:
             telemetry=self.telemetry,
         )
         self.telemetry.totals.broker_reconnects = lambda: self.broker.reconnects
+        self.telemetry.totals.broker_connected = self.broker.ready
+        self.telemetry.totals.draining = lambda: self.server.draining
+        self.telemetry.totals.session_limit = lambda: settings.max_sessions
         self._stop = asyncio.Event()
         self._signals = 0
         self._key_watch: asyncio.Task[None] | None = None
