@@ -71,14 +71,14 @@ class Node:
         return result.stdout
 
     def start(self) -> None:
-        log = open(self.folder / "console.log", "wb")  # noqa: SIM115 - the node outlives this call
-        self.process = subprocess.Popen(
-            [_bin("rabbitmq-server")],
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with open(self.folder / "console.log", "wb") as log:  # the child keeps its own copy of the fd
+            self.process = subprocess.Popen(
+                [_bin("rabbitmq-server")],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def await_startup(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT_S
