@@ -84,8 +84,10 @@ class AddressListConnection(RobustConnection):
 
     async def _on_connection_close(self, closing: Any) -> None:
         if not (self._close_called or self.is_closed) and len(self.addresses) > 1:
+            left = redact(self.url)
             self.index = (self.index + 1) % len(self.addresses)
             self.url = self.addresses[self.index]
+            log.info("broker %s lost or not answering; trying %s next", left, redact(self.url))
         await super()._on_connection_close(closing)
 
 
