@@ -28,6 +28,8 @@ from .certs import Issued, TestCA
 # take the environment as given.
 RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT_S = 120.0
+BRIDGE_USER = "bridge"
+BRIDGE_PASSWORD = "cluster-pw-" + secrets.token_hex(4)
 
 
 def _bin(name: str) -> str:
@@ -51,6 +53,7 @@ class Node:
     process: subprocess.Popen[bytes] | None = None
 
     def url(self, user: str = "guest", password: str = "guest") -> str:
+        """guest may only connect from localhost, as here; `BRIDGE_USER` works from anywhere."""
         return f"amqp://{user}:{password}@127.0.0.1:{self.amqp_port}/"
 
     def tls_url(self, host: str = "localhost") -> str:
@@ -182,6 +185,9 @@ def rabbit_cluster(root: Path, size: int = 3) -> Iterator[tuple[list[Node], TLSF
             node.ctl("stop_app")
             node.ctl("join_cluster", nodes[0].name)
             node.ctl("start_app")
+        # A user whose password the tests look for in the logs (users are cluster-wide).
+        nodes[0].ctl("add_user", BRIDGE_USER, BRIDGE_PASSWORD)
+        nodes[0].ctl("set_permissions", "-p", "/", BRIDGE_USER, ".*", ".*", ".*")
         yield nodes, tls
     finally:
         with ThreadPoolExecutor(size) as pool:

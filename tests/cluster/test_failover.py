@@ -9,6 +9,7 @@ commands must reach it again, and the ownership lock must keep refusing a duplic
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from tests.support.amqp import Agent
 from tests.support.polling import until
 from tests.support.process import free_port
 
-from .rabbit_nodes import Node
+from .rabbit_nodes import BRIDGE_PASSWORD, BRIDGE_USER, Node
 
 CHUNK_BYTES = 1600  # 100 ms of L16/8000/1 (BRIDGE_AUDIO_CHUNK_MS default)
 
@@ -35,12 +36,14 @@ def node_of(service: Service, nodes: list[Node]) -> set[int]:
 
 
 async def test_a_replica_moves_to_another_node_when_its_node_stops(
-    nodes: list[Node], replicas: Any, prefix: str
+    nodes: list[Node], replicas: Any, prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     node1, node2, node3 = nodes
-    dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"
-    replica_a: Service = await replicas("replica-a", f"{dead},{node1.url()},{node2.url()}")
-    replica_b: Service = await replicas("replica-b", f"{node3.url()},{node2.url()}")
+    creds = (BRIDGE_USER, BRIDGE_PASSWORD)
+    dead = f"amqp://{BRIDGE_USER}:{BRIDGE_PASSWORD}@127.0.0.1:{free_port()}/"
+    replica_a: Service = await replicas("replica-a", f"{dead},{node1.url(*creds)},{node2.url(*creds)}")
+    replica_b: Service = await replicas("replica-b", f"{node3.url(*creds)},{node2.url(*creds)}")
     assert node_of(replica_a, nodes) == {node1.amqp_port}
     assert node_of(replica_b, nodes) == {node3.amqp_port}
 
@@ -83,6 +86,8 @@ async def test_a_replica_moves_to_another_node_when_its_node_stops(
             validate_body(received.body, kind="event")
         for received in agent.audio:
             validate_body(received.body, kind="audio")
+        assert "lost or not answering; trying amqp://bridge:******@" in caplog.text
+        assert BRIDGE_PASSWORD not in caplog.text  # the dead address, the failover, aio-pika's own lines
     finally:
         await agent.stop()  # node 1 stays down: the TLS tests use node 3, and restarting costs ~10 s
 
