@@ -9,6 +9,7 @@ addresses are logged through `redact`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 from collections.abc import Sequence
@@ -116,10 +117,15 @@ async def connect_first_answering(
         )
         try:
             await conn.connect(timeout)
-        except Exception as exc:
+        except BaseException as exc:
+            # Closed in every case: a connection left behind (say, cancelled at shutdown mid-attempt) keeps
+            # reconnecting on its own task forever.
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if not isinstance(exc, Exception):
+                raise
             last = exc
             _log_failure(address, exc)
-            await conn.close()
             continue
         log.info("broker connection %r on %s", name, redact(address))
         return conn

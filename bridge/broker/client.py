@@ -104,6 +104,8 @@ class BrokerClient:
         await self.audio.stop(flush_s)
         if self._task is not None:
             self._task.cancel()
+            # Let a connection attempt in flight close what it opened, before the loop goes away.
+            await asyncio.gather(self._task, return_exceptions=True)
         for conn in (self.consume_conn, self.publish_conn):
             if conn is not None:
                 with contextlib.suppress(Exception):
