@@ -99,6 +99,7 @@ async def connect_first_answering(
     name: str,
     reconnect_interval: float = 1.0,
     timeout: float = 5.0,
+    heartbeat: int | None = None,
 ) -> AbstractRobustConnection:
     """Connect to the first address that answers, in list order; raise the last failure if none does.
 
@@ -106,6 +107,8 @@ async def connect_first_answering(
     mistake, not a broker that is briefly away.
     """
     context = tls.context() if any(a.scheme == "amqps" for a in addresses) else None
+    if heartbeat is not None:  # aiormq reads it from the URL query, like aio-pika's connect_robust puts it
+        addresses = [a.update_query(heartbeat=heartbeat) for a in addresses]
     last: Exception = ConnectionError("no broker address")
     for start, address in enumerate(addresses):
         conn = AddressListConnection(

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import aio_pika
 import pytest
 from yarl import URL
 
+from bridge.broker.addresses import BrokerTLS, connect_first_answering, parse_addresses
 from bridge.broker.client import BrokerClient
 from bridge.broker.names import Topology
+from tests.resilience.rabbit import rabbitmqctl
+from tests.support.polling import until
 from tests.support.process import free_port
 
 
@@ -48,3 +52,21 @@ async def test_an_address_list_skips_dead_brokers_and_never_logs_the_password(
         await client.close()
     assert caplog.text.count(":******@127.0.0.1") >= 4  # each dead address named, masked, per connection
     assert "hunter2-dead" not in caplog.text
+
+
+async def test_the_heartbeat_reaches_the_broker_on_every_address(amqp_url: str) -> None:
+    dead = str(URL(amqp_url).with_port(free_port()))
+    name = f"heartbeat-{uuid.uuid4().hex[:8]}"
+    conn = await connect_first_answering(
+        parse_addresses(f"{dead},{amqp_url}"), BrokerTLS(), name=name, heartbeat=7
+    )
+    try:
+
+        def negotiated() -> list[str]:
+            out = rabbitmqctl("list_connections", "--no-table-headers", "timeout", "client_properties")
+            return [line.split("\t")[0] for line in out.splitlines() if name in line]
+
+        await until(negotiated, timeout=5, what="the connection listed by the broker")
+        assert negotiated() == ["7"]
+    finally:
+        await conn.close()
