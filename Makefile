@@ -5,6 +5,7 @@ BIN       := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 TOOLS     := .tools/bin
 HELM      := $(TOOLS)/helm
+PROMTOOL  := $(TOOLS)/promtool
 ASYNCAPI_SCHEMA := .tools/asyncapi/3.0.0.json
 HOST      ?= 127.0.0.1
 PORT      ?= 8080
@@ -12,12 +13,13 @@ PYTEST_ARGS ?=
 
 export BRIDGE_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 
-.PHONY: help venv run test check lint typecheck unit helm-tool asyncapi-schema node-agent contract-tools contract-types go-deps rabbitmq demo bench bench-full clean
+.PHONY: help venv run test test-cluster promtool check lint typecheck unit helm-tool asyncapi-schema node-agent contract-tools contract-types go-deps rabbitmq demo bench bench-full clean
 
 help:
 	@echo "make run    - bootstrap the venv and serve on ws://$(HOST):$(PORT)/ against a local RabbitMQ"
 	@echo "make test   - lint, type-check and run the whole test suite"
 	@echo "make unit   - every test that needs no RabbitMQ (no broker started)"
+	@echo "make test-cluster - start a 3-node RabbitMQ cluster with TLS here; failover and AMQPS tests"
 	@echo "make demo   - broker + bridge + example agent + simulated call, then print the timeline"
 	@echo "make bench  - quick benchmark (bridge vs I/O floor); bench-full for the whole curve"
 
@@ -42,6 +44,13 @@ $(HELM):
 	scripts/fetch-helm.sh $(TOOLS)
 
 helm-tool: $(HELM)
+
+# promtool checks and unit-tests the chart's alert rules; Debian's `prometheus` package ships it
+# (unpacked only, the server is neither installed nor started: scripts/fetch-promtool.sh).
+$(PROMTOOL):
+	scripts/fetch-promtool.sh $(TOOLS)
+
+promtool: $(PROMTOOL)
 
 # The official AsyncAPI 3.0.0 meta-schema, to validate schemas/asyncapi.yaml (npm: @asyncapi/specs).
 $(ASYNCAPI_SCHEMA):
@@ -89,11 +98,16 @@ typecheck: venv
 check: lint typecheck
 
 # Every test that needs no RabbitMQ (tests that do are marked `broker`, see tests/conftest.py).
-unit: venv $(HELM) $(ASYNCAPI_SCHEMA)
+unit: venv $(HELM) $(PROMTOOL) $(ASYNCAPI_SCHEMA)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider -m "not broker" $(PYTEST_ARGS)
 
-test: check rabbitmq go-deps $(HELM) $(ASYNCAPI_SCHEMA) $(NODE_STAMP) $(CONTRACT_STAMP)
+test: check rabbitmq go-deps $(HELM) $(PROMTOOL) $(ASYNCAPI_SCHEMA) $(NODE_STAMP) $(CONTRACT_STAMP)
 	PATH="$(CURDIR)/$(TOOLS):$$PATH" $(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+
+# Own RabbitMQ nodes (own names, ports, data dirs) beside the machine's broker, which stays untouched;
+# rabbitmq (the target) only makes sure the RabbitMQ package is installed and epmd runs.
+test-cluster: venv rabbitmq
+	$(BIN)/pytest -q -p no:cacheprovider tests/cluster $(PYTEST_ARGS)
 
 demo: venv rabbitmq
 	$(BIN)/python -m bridge.demo

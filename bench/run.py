@@ -285,7 +285,7 @@ async def _cleanup(prefix: str) -> None:
         channel = await conn.channel()
         with contextlib.suppress(Exception):
             await channel.exchange_delete(f"{prefix}.{name}")
-    for name in ("unroutable", "unroutable.replies", "ledger", "replay"):
+    for name in ("unroutable", "unroutable.responder", "ledger", "replay"):
         channel = await conn.channel()
         with contextlib.suppress(Exception):
             await channel.queue_delete(f"{prefix}.{name}")

@@ -15,6 +15,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bridge.auth import AuthMode
+from bridge.broker.addresses import BrokerTLS, parse_addresses
 from bridge.protocol.codecs import FRAME_MS, CodecKey
 
 DrainAction = Literal["move", "hangup"]
@@ -95,7 +96,16 @@ class Settings(BaseSettings):
     mirror_out: bool = Field(False, description="Publish a copy of played audio to <session>.out.")
 
     # --- RabbitMQ ------------------------------------------------------------------------------------
-    amqp_url: SecretStr = Field(SecretStr("amqp://guest:guest@127.0.0.1:5672/"), description="Broker URL.")
+    amqp_url: SecretStr = Field(
+        SecretStr("amqp://guest:guest@127.0.0.1:5672/"),
+        description="Broker URL, or several comma-separated (cluster nodes): the first that answers is used.",
+    )
+    amqp_ca_file: Path | None = Field(None, description="CA bundle (PEM) that signs the amqps:// brokers.")
+    amqp_cert_file: Path | None = Field(None, description="Client certificate (PEM) for amqps://, optional.")
+    amqp_key_file: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    amqp_verify_hostname: bool = Field(
+        True, description="Check that an amqps:// broker's certificate names the host in its URL."
+    )
     exchange_prefix: str = Field("rtvbp", pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="Exchange prefix.")
     confirm_window: int = Field(256, ge=1, le=10_000, description="Unconfirmed control messages in flight.")
     audio_backlog_ms: int = Field(
@@ -162,8 +172,23 @@ class Settings(BaseSettings):
                 raise ValueError(f"{codec_id!r}: {problem}")
         return value
 
+    @field_validator("amqp_url")
+    @classmethod
+    def _addresses(cls, value: SecretStr) -> SecretStr:
+        parse_addresses(value.get_secret_value())  # AddressError is a ValueError; its text has no password
+        return value
+
+    @field_validator("amqp_ca_file", "amqp_cert_file", "amqp_key_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
+        if (self.amqp_cert_file is None) != (self.amqp_key_file is None):
+            raise ValueError("BRIDGE_AMQP_CERT_FILE and BRIDGE_AMQP_KEY_FILE go together")
         if self.auth_mode == "none" and not self.auth_allow_insecure and not _is_loopback(self.host):
             raise ValueError(
                 f"auth_mode=none would accept unauthenticated calls on {self.host}; use token or jwt, "
@@ -181,6 +206,15 @@ class Settings(BaseSettings):
         if self.ws_ping_timeout_s < self.ws_ping_interval_s:
             raise ValueError("ws_ping_timeout_s must be at least ws_ping_interval_s")
         return self
+
+
+def broker_tls(settings: Settings) -> BrokerTLS:
+    return BrokerTLS(
+        ca_file=settings.amqp_ca_file,
+        cert_file=settings.amqp_cert_file,
+        key_file=settings.amqp_key_file,
+        verify_hostname=settings.amqp_verify_hostname,
+    )
 
 
 def _is_loopback(host: str) -> bool:

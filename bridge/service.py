@@ -13,7 +13,7 @@ from bridge.auth import AuthConfig, Authenticator, JwtKey, load_jwt_keys
 from bridge.broker.client import BrokerClient
 from bridge.broker.names import Topology
 from bridge.broker.replay import ReplaySettings
-from bridge.config import Settings
+from bridge.config import Settings, broker_tls
 from bridge.join import CallBusJoin
 from bridge.server.app import BridgeServer
 from bridge.telemetry import Telemetry, install_providers, prometheus_text
@@ -65,6 +65,7 @@ class Service:
             Topology(settings.exchange_prefix),
             settings.confirm_window,
             settings.instance_id,
+            tls=broker_tls(settings),
             heartbeat_s=settings.amqp_heartbeat_s,
             replay=replay_settings(settings),
         )
@@ -78,6 +79,9 @@ class Service:
             telemetry=self.telemetry,
         )
         self.telemetry.totals.broker_reconnects = lambda: self.broker.reconnects
+        self.telemetry.totals.broker_connected = self.broker.ready
+        self.telemetry.totals.draining = lambda: self.server.draining
+        self.telemetry.totals.session_limit = lambda: settings.max_sessions
         self.telemetry.totals.lost_calls_ended = lambda: self.broker.reaper.calls_reaped
         self._stop = asyncio.Event()
         self._signals = 0

@@ -158,6 +158,9 @@ class Totals:
     broker_reconnects: Callable[[], int] = lambda: 0
     lost_calls_ended: Callable[[], int] = lambda: 0  # other replicas' calls this one ended (bridge_lost)
     active_sessions: Callable[[], int] = lambda: 0
+    session_limit: Callable[[], int] = lambda: 0
+    broker_connected: Callable[[], bool] = lambda: False
+    draining: Callable[[], bool] = lambda: False
     live: Callable[[], Iterable[Any]] = lambda: ()  # live calls' stats, added to the finished totals
 
 
@@ -200,6 +203,18 @@ class Telemetry:
         m.create_observable_up_down_counter(
             "rtvbp.sessions.active", [self._observe_active], description="Calls currently up"
         )
+        # Levels the chart's alerts need (not rates): capacity, broker link, drain.
+        m.create_observable_gauge(
+            "rtvbp.sessions.limit", [self._observe_limit], description="Calls allowed (BRIDGE_MAX_SESSIONS)"
+        )
+        m.create_observable_gauge(
+            "rtvbp.broker.connected",
+            [self._observe_broker],
+            description="1 while both broker connections are up and the topology is declared",
+        )
+        m.create_observable_gauge(
+            "rtvbp.draining", [self._observe_draining], description="1 from SIGTERM until the process exits"
+        )
         m.create_observable_counter(
             "rtvbp.audio.frames", [self._observe_frames], description="Audio messages"
         )
@@ -231,6 +246,15 @@ class Telemetry:
 
     def _observe_active(self, _: CallbackOptions) -> Iterable[Observation]:
         yield Observation(self.totals.active_sessions())
+
+    def _observe_limit(self, _: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(self.totals.session_limit())
+
+    def _observe_broker(self, _: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(int(self.totals.broker_connected()))
+
+    def _observe_draining(self, _: CallbackOptions) -> Iterable[Observation]:
+        yield Observation(int(self.totals.draining()))
 
     def _observe_frames(self, _: CallbackOptions) -> Iterable[Observation]:
         t = self.totals

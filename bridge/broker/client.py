@@ -14,7 +14,6 @@ import logging
 import uuid
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import (
     AbstractChannel,
     AbstractIncomingMessage,
@@ -22,8 +21,10 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     ExchangeType,
 )
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from bridge.broker import messages
+from bridge.broker.addresses import BrokerTLS, connect_first_answering, parse_addresses
 from bridge.broker.ledger import CallLedger
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher, Outgoing
@@ -43,6 +44,7 @@ UNROUTABLE_QUEUE_ARGS: dict[str, Any] = {
 # The copy every replica competes for, to answer 404: a reply older than a few seconds helps nobody, and
 # the queue goes away an hour after the last bridge of this prefix does.
 UNROUTABLE_REPLIES_ARGS: dict[str, Any] = {
+    "x-queue-type": "quorum",
     "x-max-length": 1_000,
     "x-overflow": "drop-head",
     "x-message-ttl": 10_000,
@@ -59,8 +61,10 @@ class BrokerClient:
         instance_id: str,
         heartbeat_s: int | None = None,
         replay: ReplaySettings | None = None,
+        tls: BrokerTLS | None = None,
     ) -> None:
-        self.url = url
+        self.addresses = parse_addresses(url)  # one URL, or the comma-separated nodes of a cluster
+        self.tls = tls or BrokerTLS()
         self.topology = topology
         self.instance_id = instance_id
         self.heartbeat_s = heartbeat_s
@@ -106,6 +110,8 @@ class BrokerClient:
         await self.audio.stop(flush_s)
         if self._task is not None:
             self._task.cancel()
+            # Let a connection attempt in flight close what it opened, before the loop goes away.
+            await asyncio.gather(self._task, return_exceptions=True)
         await self.reaper.stop()
         for conn in (self.consume_conn, self.publish_conn):
             if conn is not None:
@@ -143,11 +149,12 @@ class BrokerClient:
                 await asyncio.sleep(CONNECT_RETRY_S)
 
     async def _connect(self, role: str) -> AbstractRobustConnection:
-        conn = await aio_pika.connect_robust(
-            self.url,
+        conn = await connect_first_answering(
+            self.addresses,
+            self.tls,
+            name=f"rtvbp-bridge {self.instance_id} {role}",
             reconnect_interval=1.0,
             heartbeat=self.heartbeat_s,  # how fast a dead peer is noticed; None: the URL's or the broker's
-            client_properties={"connection_name": f"rtvbp-bridge {self.instance_id} {role}"},
         )
         conn.reconnect_callbacks.add(self._on_reconnect)
         return conn
@@ -172,15 +179,31 @@ class BrokerClient:
             await channel.declare_exchange(
                 t.commands, ExchangeType.DIRECT, durable=True, arguments={"alternate-exchange": t.unroutable}
             )
-            # Commands nobody owns land here for inspection instead of vanishing (bounded, expiring).
-            queue = await channel.declare_queue(t.unroutable, durable=True, arguments=UNROUTABLE_QUEUE_ARGS)
-            await queue.bind(unroutable)
             replies = await channel.declare_queue(
                 t.unroutable_replies, durable=True, arguments=UNROUTABLE_REPLIES_ARGS
             )
             await replies.bind(unroutable)
         finally:
             await channel.close()
+        await self._declare_inspection_queue()
+
+    async def _declare_inspection_queue(self) -> None:
+        """Commands nobody owns land here for inspection instead of vanishing (bounded, expiring).
+
+        A classic queue lives on one cluster node; while that node is down the broker refuses to declare it
+        (NOT_FOUND). It is only an inspection aid, so a replica starts without it rather than not at all.
+        """
+        assert self.publish_conn is not None
+        t = self.topology
+        channel = await self.publish_conn.channel()
+        try:
+            queue = await channel.declare_queue(t.unroutable, durable=True, arguments=UNROUTABLE_QUEUE_ARGS)
+            await queue.bind(t.unroutable)
+        except ChannelNotFoundEntity as exc:
+            log.warning("inspection queue %s unavailable (%s); continuing without it", t.unroutable, exc)
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _answer_unroutable(self) -> None:
         """Commands for a session no replica owns: whoever asked for a reply gets 404 now, not a timeout.

@@ -13,7 +13,9 @@ from bridge.broker.publisher import ConfirmingPublisher, Outgoing
 from bridge.telemetry import Telemetry
 
 # One reader at a time decides, in order; the others stand by to take over its unacked state.
-LEDGER_QUEUE_ARGS = {"x-single-active-consumer": True}
+# A quorum queue: replicated, so the ledger stays readable when its node of a RabbitMQ cluster is down
+# (a classic queue would fail every replica's consuming connection restore until that node returns).
+LEDGER_QUEUE_ARGS = {"x-single-active-consumer": True, "x-queue-type": "quorum"}
 
 
 class CallLedger:

@@ -42,8 +42,12 @@ class Topology:
 
     @property
     def unroutable_replies(self) -> str:
-        """Shared queue (all replicas compete) of unroutable commands, to answer their `reply_to` with 404."""
-        return f"{self.prefix}.unroutable.replies"
+        """Shared quorum queue (all replicas compete) of unroutable commands, to answer `reply_to` with 404.
+
+        A quorum queue, so that it survives the loss of any one cluster node: a classic durable queue whose
+        home node is down cannot be re-declared, and that would stall every replica's reconnect.
+        """
+        return f"{self.prefix}.unroutable.responder"
 
     @property
     def ledger(self) -> str:

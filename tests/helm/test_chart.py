@@ -96,6 +96,13 @@ def one(manifests: list[Manifest], kind: str) -> Manifest:
     return found[0]
 
 
+def bridge_config(manifests: list[Manifest]) -> Manifest:
+    """The bridge's settings ConfigMap (the Grafana dashboard may be a second ConfigMap)."""
+    found = [m for m in of_kind(manifests, "ConfigMap") if m["metadata"]["name"] == f"{RELEASE}-rtvbp-bridge"]
+    assert len(found) == 1, found
+    return found[0]
+
+
 def container(manifests: list[Manifest]) -> Manifest:
     containers = one(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert [c["name"] for c in containers] == ["bridge"]
@@ -142,7 +149,7 @@ def test_rendered_manifests_pass_strict_kubernetes_validation(scenario: Path) ->
     result = run(str(VENV_BIN / "kubernetes-validate"), "--strict", "-k", KUBE_VERSION, "-", stdin=rendered)
     assert result.returncode == 0, result.stdout + result.stderr
     kinds = {m["kind"].lower() for m in yaml.safe_load_all(rendered) if m}
-    for kind in kinds - {"servicemonitor"}:  # a CRD: no bundled schema, checked by the tests below
+    for kind in kinds - {"servicemonitor", "prometheusrule"}:  # CRDs: no bundled schema, checked below
         assert f"passed for resource {kind}/" in result.stdout
 
 
@@ -173,7 +180,7 @@ def test_yamllint_relaxed(tmp_path: Path) -> None:
 def test_probes_hit_health_endpoints_on_the_container_port(scenario: Path) -> None:
     manifests = render(scenario)
     bridge = container(manifests)
-    port = int(one(manifests, "ConfigMap")["data"]["BRIDGE_PORT"])
+    port = int(bridge_config(manifests)["data"]["BRIDGE_PORT"])
     assert bridge["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
     expected = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz"}
     for probe, path in expected.items():
@@ -194,7 +201,7 @@ def prestop_seconds(bridge: Manifest) -> int:
 def test_grace_period_exceeds_drain_timeout_plus_prestop(scenario: Path) -> None:
     manifests = render(scenario)
     pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
-    drain = float(one(manifests, "ConfigMap")["data"]["BRIDGE_DRAIN_TIMEOUT_S"])
+    drain = float(bridge_config(manifests)["data"]["BRIDGE_DRAIN_TIMEOUT_S"])
     pre_stop = prestop_seconds(container(manifests))
     assert pre_stop > 0
     # the drain, then up to 20 s to end the calls left and publish their session.ended
@@ -289,7 +296,7 @@ def test_dockerfile_final_stage_ships_only_the_venv() -> None:
 
 def test_env_comes_from_configmap_and_secret_refs(scenario: Path) -> None:
     manifests = render(scenario)
-    configmap = one(manifests, "ConfigMap")
+    configmap = bridge_config(manifests)
     bridge = container(manifests)
     assert bridge["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
     assert configmap["data"]["BRIDGE_HOST"] == "0.0.0.0"
@@ -322,7 +329,7 @@ def test_token_mode_takes_tokens_from_a_secret() -> None:
     manifests = render(DEFAULT_VALUES, "auth.mode=token", "auth.tokens.existingSecret=bridge-tokens")
     env = env_by_name(manifests)
     assert env["BRIDGE_AUTH_TOKENS"]["valueFrom"]["secretKeyRef"]["name"] == "bridge-tokens"
-    assert one(manifests, "ConfigMap")["data"]["BRIDGE_AUTH_MODE"] == "token"
+    assert bridge_config(manifests)["data"]["BRIDGE_AUTH_MODE"] == "token"
 
 
 def secret_strings(values: Manifest) -> list[str]:
@@ -377,7 +384,7 @@ def test_secrets_passed_on_the_command_line_stay_out_of_env_and_configmap() -> N
 
 def test_config_values_reach_the_configmap_verbatim() -> None:
     values = load_values(FULL_VALUES)
-    data = one(render(FULL_VALUES), "ConfigMap")["data"]
+    data = bridge_config(render(FULL_VALUES))["data"]
     config = values["config"]
     # Large integers must not turn into 1.2e+06 (Helm reads numbers as float64).
     assert data["BRIDGE_PLAYOUT_MAX_MS"] == str(config["playoutMaxMs"])
@@ -394,7 +401,7 @@ def test_config_values_reach_the_configmap_verbatim() -> None:
     assert data["BRIDGE_REPLAY"] == "true"
     assert data["BRIDGE_REPLAY_MAX_AGE_S"] == str(amqp["replay"]["maxAgeSeconds"])
     assert data["BRIDGE_REPLAY_MAX_BYTES"] == str(amqp["replay"]["maxBytes"])  # 50 GiB, not 5.36e+10
-    defaults = one(render(DEFAULT_VALUES), "ConfigMap")["data"]
+    defaults = bridge_config(render(DEFAULT_VALUES))["data"]
     assert defaults["BRIDGE_REPLAY"] == "false"
     assert defaults["BRIDGE_AMQP_HEARTBEAT_S"] == str(chart_defaults()["amqp"]["heartbeatSeconds"])
     assert defaults["BRIDGE_CODEC_PREFERENCE"] == ",".join(chart_defaults()["config"]["codecPreference"])
@@ -408,7 +415,7 @@ def test_numeric_account_ids_keep_every_digit(tmp_path: Path) -> None:
     values["auth"]["jwt"]["accounts"] = accounts
     values_file = tmp_path / "numeric-accounts.yaml"
     values_file.write_text(yaml.safe_dump(values))
-    data = one(render(values_file), "ConfigMap")["data"]
+    data = bridge_config(render(values_file))["data"]
     assert data["BRIDGE_JWT_ACCOUNTS"] == ",".join(str(a) for a in accounts)
 
 
@@ -419,7 +426,7 @@ def test_jwt_keys_secret_is_mounted_read_only() -> None:
     volume = next(v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == keys_secret)
     mount = next(m for m in container(manifests)["volumeMounts"] if m["name"] == volume["name"])
     assert mount["readOnly"] is True
-    assert mount["mountPath"] == one(manifests, "ConfigMap")["data"]["BRIDGE_JWT_KEYS_DIR"]
+    assert mount["mountPath"] == bridge_config(manifests)["data"]["BRIDGE_JWT_KEYS_DIR"]
 
 
 def test_checksum_annotation_follows_the_config() -> None:
@@ -604,7 +611,7 @@ def test_bad_values_are_refused(values_file: Path | None, sets: tuple[str, ...],
 
 def container_environment(manifests: list[Manifest], secret_values: dict[str, str]) -> dict[str, str]:
     """The environment the kubelet would build: ConfigMap, downward API and (faked) Secret keys."""
-    environment = dict(one(manifests, "ConfigMap")["data"])
+    environment = dict(bridge_config(manifests)["data"])
     for entry in container(manifests)["env"]:
         if "value" in entry:
             environment[entry["name"]] = entry["value"]
@@ -616,7 +623,7 @@ def container_environment(manifests: list[Manifest], secret_values: dict[str, st
 
 
 def test_rendered_environment_is_accepted_by_the_bridge_settings(
-    scenario: Path, monkeypatch: pytest.MonkeyPatch
+    scenario: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from bridge.config import Settings, load_settings
 
@@ -631,6 +638,15 @@ def test_rendered_environment_is_accepted_by_the_bridge_settings(
     fields = {f"BRIDGE_{name.upper()}" for name in Settings.model_fields}
     assert {name for name in environment if name.startswith("BRIDGE_")} <= fields
 
+    # Files the settings read (AMQPS CA, client cert) must lie in a mounted volume; here they become
+    # stand-in files, since the bridge checks they exist.
+    mounts = [m["mountPath"] for m in container(manifests)["volumeMounts"]]
+    for name, value in list(environment.items()):
+        if name.endswith("_FILE"):
+            assert any(value.startswith(f"{mount}/") for mount in mounts), (name, value, mounts)
+            stand_in = tmp_path / name
+            stand_in.write_text("PEM")
+            environment[name] = str(stand_in)
     for name in list(os.environ):
         if name.startswith("BRIDGE_"):
             monkeypatch.delenv(name)
@@ -686,3 +702,64 @@ def test_notes_point_at_the_service_and_warn_about_chart_secrets(tmp_path: Path)
     default_notes = render_notes(tmp_path / "default", DEFAULT_VALUES)
     assert "WARNING" not in default_notes
     assert "/metrics" not in default_notes
+
+
+# --- AMQPS, alerts and dashboard ---------------------------------------------------------------------
+
+
+def test_amqps_ca_and_client_certificate_are_mounted_from_secrets() -> None:
+    assert not any(k.startswith("BRIDGE_AMQP_CA") for k in bridge_config(render(DEFAULT_VALUES))["data"])
+    manifests = render(FULL_VALUES)
+    tls = load_values(FULL_VALUES)["amqp"]["tls"]
+    data = bridge_config(manifests)["data"]
+    pod = one(manifests, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v["secret"] for v in pod["volumes"] if "secret" in v}
+    mounts = {m["name"]: m for m in container(manifests)["volumeMounts"]}
+    ca = volumes["amqp-ca"]
+    assert ca["secretName"] == tls["caSecret"] and ca["items"] == [{"key": "ca.pem", "path": "ca.pem"}]
+    assert data["BRIDGE_AMQP_CA_FILE"] == f"{mounts['amqp-ca']['mountPath']}/ca.pem"
+    client = volumes["amqp-client-cert"]
+    assert client["secretName"] == tls["clientCertSecret"]
+    assert {i["key"] for i in client["items"]} == {"tls.crt", "tls.key"}
+    assert data["BRIDGE_AMQP_CERT_FILE"] == f"{mounts['amqp-client-cert']['mountPath']}/tls.crt"
+    assert data["BRIDGE_AMQP_KEY_FILE"] == f"{mounts['amqp-client-cert']['mountPath']}/tls.key"
+    assert all(mounts[name]["readOnly"] for name in ("amqp-ca", "amqp-client-cert"))
+    assert data["BRIDGE_AMQP_VERIFY_HOSTNAME"] == "true"
+
+
+def test_prometheus_rule_and_dashboard_only_when_enabled() -> None:
+    default = render(DEFAULT_VALUES)
+    assert of_kind(default, "PrometheusRule") == []
+    assert [m["metadata"]["name"] for m in of_kind(default, "ConfigMap")] == [f"{RELEASE}-rtvbp-bridge"]
+    # both need metrics.enabled: without /metrics there is nothing to alert on or to draw
+    assert of_kind(render(DEFAULT_VALUES, "metrics.prometheusRule.enabled=true"), "PrometheusRule") == []
+
+    full = render(FULL_VALUES)
+    metrics = load_values(FULL_VALUES)["metrics"]
+    rule = one(full, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert metrics["prometheusRule"]["labels"].items() <= rule["metadata"]["labels"].items()
+    exprs = {r["alert"]: r["expr"] for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert f'job="{RELEASE}-rtvbp-bridge"' in exprs["RtvbpBrokerDisconnected"]
+    assert exprs["RtvbpNearMaxSessions"].endswith("> 0.8")  # the threshold comes from the values
+
+    [dashboard] = [m for m in of_kind(full, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard["metadata"]["annotations"] == {"grafana_folder": "Telephony"}
+    assert "namespace" not in dashboard["metadata"]
+    elsewhere = render(FULL_VALUES, "metrics.grafanaDashboard.namespace=monitoring")
+    assert [m["metadata"].get("namespace") for m in of_kind(elsewhere, "ConfigMap")] == [None, "monitoring"]
+    board = json.loads(dashboard["data"]["rtvbp-bridge.json"])
+    assert board == json.loads((CHART / "dashboards" / "rtvbp-bridge.json").read_text())  # not templated
+    titles = " | ".join(p["title"] for p in board["panels"]).lower()
+    for topic in (
+        "active calls",
+        "end",
+        "audio throughput",
+        "publish latency",
+        "playout lead",
+        "request",
+        "reconnects",
+    ):
+        assert topic in titles, topic
+    assert all(p["targets"] and all(t["expr"] for t in p["targets"]) for p in board["panels"])

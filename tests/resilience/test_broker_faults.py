@@ -86,13 +86,13 @@ async def test_the_404_responder_survives_its_queue_being_deleted_and_a_reconnec
         "code": 404,
         "message": "no bridge has session 'no-such-call': the call has ended or never started",
     }
-    await delete_queue(f"{prefix}.unroutable.replies")  # an operator tidying up
+    await delete_queue(f"{prefix}.unroutable.responder")  # an operator tidying up
     assert await close_connection(f"rtvbp-bridge {instance_id} consume") == 1
     await until(lambda: service.broker.reconnects >= 1, 10, "the consumer to reconnect")
     # the restore re-created the queue instead of failing: the live call and the responder both work
     await until(lambda: queue_consumers(f"{prefix}.session.responder") == 1, 10, "the call's queue")
     assert (await ping_command(agent, "responder"))["ok"]
-    await until(lambda: queue_consumers(f"{prefix}.unroutable.replies") == 1, 10, "the responder")
+    await until(lambda: queue_consumers(f"{prefix}.unroutable.responder") == 1, 10, "the responder")
     assert (await ping_command(agent, "no-such-call"))["error"]["code"] == 404
     await voice.hangup()
     await voice.close()

@@ -175,7 +175,7 @@ async def delete_topology(url: str, prefix: str) -> None:
                 await channel.exchange_delete(f"{prefix}.{name}")
             with contextlib.suppress(Exception):
                 await channel.close()
-        for queue in (f"{prefix}.{q}" for q in ("unroutable", "unroutable.replies", "ledger", "replay")):
+        for queue in (f"{prefix}.{q}" for q in ("unroutable", "unroutable.responder", "ledger", "replay")):
             channel = await conn.channel()
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue)
