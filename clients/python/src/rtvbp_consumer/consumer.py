@@ -1,0 +1,196 @@
+"""The Consumer: one broker connection that follows calls and hands each one out as a `Call`.
+
+Topology (docs/consumers.md §2), on a robust aio-pika connection that reconnects and re-declares it:
+
+- alone (no `group`): one private queue bound to every event (`#`) and all caller audio (`*.in`)
+  before any call starts. A call's `session.started` is confirmed by the broker before the voice may
+  send audio, and both arrive through this same queue, so the first chunk is never missed.
+- `group="name"`: the group's shared queue `<prefix>.group.<name>` on `*.session.started`, from which
+  RabbitMQ hands each call to exactly one member (acked only once the member has bound the call); the
+  member then binds `<key>.#` and `<key>.in` on its private queue. Audio published before that
+  binding existed (very unlikely: the first chunk is `chunk_ms` after the call starts) is reported
+  as an `AudioGap`, never hidden.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import aio_pika
+import msgpack
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+
+from rtvbp_consumer.call import Call
+from rtvbp_consumer.commands import Commands
+from rtvbp_consumer.errors import CommandError
+from rtvbp_consumer.events import parse_event
+
+log = logging.getLogger("rtvbp_consumer")
+GROUP_QUEUE_EXPIRES_MS = 60_000  # a group's queue outlives member restarts, not the whole group
+
+
+class Consumer:
+    """Follow the bridge's calls on RabbitMQ.
+
+    `async with Consumer(url, prefix="rtvbp") as consumer: async for call in consumer.calls(): ...`
+    """
+
+    def __init__(
+        self,
+        url: str = "amqp://guest:guest@127.0.0.1:5672/",
+        prefix: str = "rtvbp",
+        *,
+        group: str | None = None,
+        end_grace_s: float = 2.0,
+        reconnect_interval_s: float = 1.0,
+        name: str | None = None,
+    ) -> None:
+        self.url, self.prefix, self.group = url, prefix, group
+        self.end_grace_s = end_grace_s
+        self.reconnect_interval_s = reconnect_interval_s
+        self.tag = uuid.uuid4().hex[:12]
+        self.name = name or f"rtvbp-consumer {self.tag}"  # the AMQP connection name (rabbitmqctl shows it)
+        self._calls: dict[str, Call] = {}
+        self._new_calls: asyncio.Queue[Call | None] = asyncio.Queue()
+        self._connection: AbstractRobustConnection | None = None
+        self._queue: AbstractQueue | None = None
+        self._events_exchange: AbstractExchange | None = None
+        self._audio_exchange: AbstractExchange | None = None
+        self._commands: Commands | None = None
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Consumer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self.url,
+            reconnect_interval=self.reconnect_interval_s,
+            client_properties={"connection_name": self.name},
+        )
+        channel = await self._connection.channel(publisher_confirms=False)
+        self._commands = Commands(channel, self.prefix, self.tag)
+        await self._commands.start()
+        await self._declare_call_queue(await self._connection.channel())
+        if self.group is not None:
+            await self._join_group(await self._connection.channel())
+
+    async def _declare_call_queue(self, channel: AbstractChannel) -> None:
+        topic = aio_pika.ExchangeType.TOPIC  # declared exactly as the bridge does: idempotent
+        self._events_exchange = await channel.declare_exchange(f"{self.prefix}.events", topic, durable=True)
+        self._audio_exchange = await channel.declare_exchange(f"{self.prefix}.audio", topic, durable=True)
+        # Named by us, not the server, so a reconnect can declare it again under the same name.
+        self._queue = await channel.declare_queue(
+            f"{self.prefix}.consumer.{self.tag}", exclusive=True, auto_delete=True
+        )
+        if self.group is None:
+            await self._queue.bind(self._events_exchange, "#")
+            await self._queue.bind(self._audio_exchange, "*.in")
+        await self._queue.consume(self._on_message, no_ack=True)
+
+    async def _join_group(self, channel: AbstractChannel) -> None:
+        await channel.set_qos(prefetch_count=16)
+        assert self._events_exchange is not None
+        queue = await channel.declare_queue(
+            f"{self.prefix}.group.{self.group}", arguments={"x-expires": GROUP_QUEUE_EXPIRES_MS}
+        )
+        await queue.bind(self._events_exchange, "*.session.started")
+        await queue.consume(self._on_group_call)
+
+    async def close(self) -> None:
+        if self._commands is not None:
+            self._commands.fail_all(CommandError(503, "consumer closed"))
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+        self._new_calls.put_nowait(None)
+
+    async def calls(self) -> AsyncIterator[Call]:
+        """Every call that starts from now on (this member's share of them, with a `group`)."""
+        while (call := await self._new_calls.get()) is not None:
+            yield call
+        self._new_calls.put_nowait(None)
+
+    @property
+    def following(self) -> int:
+        """How many calls this consumer is following now."""
+        return len(self._calls)
+
+    # -- message routing ------------------------------------------------------------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        try:
+            body = msgpack.unpackb(message.body)
+            key = (message.routing_key or "").partition(".")[0]
+            kind = body["type"]
+            if kind == "audio":
+                call = self._calls.get(key)
+                if call is not None:  # else: a call that started before us, or not ours
+                    call.feed_chunk(int(body["seq"]), int(body["ts"]), body["audio"])
+            elif kind == "session.started":
+                if self.group is None:
+                    self._open_call(key, body)
+            else:
+                call = self._calls.get(key)
+                if call is not None:
+                    call.feed_event(parse_event(body))
+        except Exception:  # one odd message must never stop the consumer or another call
+            log.warning("ignored a message on %s", message.routing_key, exc_info=True)
+
+    async def _on_group_call(self, message: AbstractIncomingMessage) -> None:
+        """Our share of the group's calls: bind the call's messages, then take it off the shared queue."""
+        try:
+            body = msgpack.unpackb(message.body)
+            key = (message.routing_key or "").partition(".")[0]
+            if body.get("type") != "session.started":
+                raise ValueError(f"not a session.started: {body.get('type')!r}")
+            call = self._open_call(key, body)
+            if call is not None:
+                assert self._queue is not None
+                await self._queue.bind(f"{self.prefix}.events", f"{key}.#")
+                await self._queue.bind(f"{self.prefix}.audio", f"{key}.in")
+        except Exception:
+            log.warning("ignored a call on %s", message.routing_key, exc_info=True)
+        with contextlib.suppress(Exception):  # after a reconnect the delivery tag is void: it is redelivered
+            await message.ack()
+
+    def _open_call(self, key: str, body: dict[str, Any]) -> Call | None:
+        if not key or key in self._calls:
+            return None  # a duplicate session.started
+        assert self._commands is not None
+        data = body["data"]
+        call = Call(data, str(body["session_id"]), key, self._commands, self.end_grace_s, self._finished)
+        self._calls[key] = call
+        self._new_calls.put_nowait(call)
+        return call
+
+    def _finished(self, call: Call) -> None:
+        self._calls.pop(call.session_key, None)
+        if self.group is not None:
+            task = asyncio.get_running_loop().create_task(self._unbind(call.session_key))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _unbind(self, key: str) -> None:
+        assert self._queue is not None
+        with contextlib.suppress(Exception):
+            await self._queue.unbind(f"{self.prefix}.events", f"{key}.#")
+            await self._queue.unbind(f"{self.prefix}.audio", f"{key}.in")
