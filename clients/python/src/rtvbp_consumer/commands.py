@@ -65,7 +65,11 @@ class Commands:
             reply_to=self._reply_queue_name if wait else None,
         )
         if not wait:
-            await self._publish(message, key)
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._publish(message, key)
+            except TimeoutError:
+                raise CommandError(503, f"broker unavailable for {timeout:g} s") from None
             return {}
         self._pending[correlation_id] = waiter = asyncio.get_running_loop().create_future()
         try:
@@ -86,10 +90,24 @@ class Commands:
         assert self._exchange is not None
         try:
             await self._exchange.publish(message, routing_key=key)
+            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # connection down, channel closed, ...
-            raise CommandError(503, f"broker did not take the command: {exc!r}") from exc
+            first_error = exc
+        # The robust connection may be re-opening the channel: wait for it (the caller's timeout
+        # bounds this) and try once more.
+        ready = getattr(self._channel, "ready", None)
+        if ready is not None:
+            await ready()
+            try:
+                await self._exchange.publish(message, routing_key=key)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                first_error = exc
+        raise CommandError(503, f"broker did not take the command: {first_error!r}") from first_error
 
     def fail_all(self, error: CommandError) -> None:
         for waiter in self._pending.values():
