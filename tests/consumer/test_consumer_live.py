@@ -11,9 +11,6 @@ from typing import Any
 import aio_pika
 import msgpack
 import pytest
-
-from bridge.service import Service
-from bridge.tools.voicepeer import VoicePeer
 from rtvbp_consumer import (
     AudioGap,
     Call,
@@ -24,6 +21,9 @@ from rtvbp_consumer import (
     PlayoutMark,
     SessionEnded,
 )
+
+from bridge.service import Service
+from bridge.tools.voicepeer import VoicePeer
 from tests.conftest import BridgeFactory, ws_url
 from tests.resilience.rabbit import close_connection
 from tests.resilience.tcpproxy import TcpProxy, broker_proxy
@@ -116,7 +116,7 @@ async def test_duplicates_are_dropped_across_a_kill_of_the_bridges_broker_connec
     sent = speech(75)  # 1.5 s
     talking = asyncio.create_task(voice.stream_audio(sent))
     await voice.dtmf("5")
-    await asyncio.sleep(0.5)  # noqa: ASYNC110 -- mid-call, by design: the kill must hit a live stream
+    await asyncio.sleep(0.5)  # mid-call, by design: the kill must hit a live stream
     assert await close_connection(f"rtvbp-bridge {instance_id} publish") == 1
     await talking
     copies = []
@@ -162,7 +162,7 @@ async def _lost_consumer_connection(bridge: Service, consumer: Consumer, proxy: 
     await until(lambda: call.stream.received_bytes >= 3200, 5, "the first chunks")
     proxy.down()  # the connection drops and reconnecting fails for a while: chunks go nowhere
     proxy.reset()
-    await asyncio.sleep(0.5)  # noqa: ASYNC110 -- the length of the outage, not a wait for nothing
+    await asyncio.sleep(0.5)  # the length of the outage, not a wait for nothing
     proxy.up()
     await talking
     # After the reconnect the call is still followed and commands work again.
