@@ -23,6 +23,8 @@ log = logging.getLogger("echo_agent")
 
 
 async def echo(call: Call, delay_s: float) -> None:
+    hanging_up = asyncio.Event()
+
     async def play_back() -> None:
         loop = asyncio.get_running_loop()
         first_heard, heard_ms = 0.0, 0.0
@@ -30,12 +32,14 @@ async def echo(call: Call, delay_s: float) -> None:
             first_heard = first_heard or loop.time()
             await asyncio.sleep(max(0.0, first_heard + delay_s + heard_ms / 1000 - loop.time()))
             heard_ms += len(chunk) / call.codec.bytes_per_ms
-            await call.play(chunk, wait=False)  # no wait for the reply: a failure arrives as an event
+            if not hanging_up.is_set():  # no wait for the reply: a failure would arrive as an event
+                await call.play(chunk, wait=False)
 
     async def watch_digits() -> None:
         async for event in call.events():
             if isinstance(event, Dtmf) and event.digit == "#":
                 log.info("call %s: # pressed, hanging up", call.session_id)
+                hanging_up.set()
                 with contextlib.suppress(CommandError):  # the caller may hang up first
                     await call.hangup("caller pressed #")
 
