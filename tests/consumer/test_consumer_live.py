@@ -206,9 +206,7 @@ async def test_mark_resolves_when_played_and_clear_reports_what_was_dropped(
     await voice.close()
 
 
-async def test_request_errors_and_timeouts_raise_command_error(
-    bridge: Service, consumer: Consumer
-) -> None:
+async def test_request_errors_and_timeouts_raise_command_error(bridge: Service, consumer: Consumer) -> None:
     calls = consumer.calls()
     voice = await start_call(bridge, "req-1", fail={"recording.stop": (409, "not recording")})
     call = await next_call(calls)
