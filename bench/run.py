@@ -58,6 +58,7 @@ class Point:
     reordered_down: int = 0
     frames_sent: int = 0
     errors: list[str] = field(default_factory=list)
+    agent: str = "raw"  # the echo agent: "raw" (bench/agent.py, aio-pika) or "lib" (bench/lib_agent.py)
 
     @property
     def clean(self) -> bool:
@@ -147,16 +148,26 @@ def start_server(
     return proc
 
 
+AGENTS = {"raw": "bench.agent", "lib": "bench.lib_agent"}
+
+
 def run_point(
-    mode: str, calls: int, duration: float, chunk_ms: int, workdir: Path, workers: int = 1, loop: str = "auto"
+    mode: str,
+    calls: int,
+    duration: float,
+    chunk_ms: int,
+    workdir: Path,
+    workers: int = 1,
+    loop: str = "auto",
+    agent_kind: str = "raw",
 ) -> Point:
-    point = Point(mode, calls, chunk_ms, duration)
+    point = Point(mode, calls, chunk_ms, duration, agent=agent_kind)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     port = free_port()
     server = start_server(mode, port, prefix, chunk_ms, workers, loop)
     agent_out, gen_out = workdir / f"{prefix}-agent.json", workdir / f"{prefix}-gen.json"
     agent = subprocess.Popen(
-        [sys.executable, "-m", "bench.agent", "--prefix", prefix, "--out", str(agent_out)],
+        [sys.executable, "-m", AGENTS[agent_kind], "--prefix", prefix, "--out", str(agent_out)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -306,7 +317,7 @@ def pairs(points: list[Point]) -> list[tuple[Point, Point]]:
     return [
         (floors[(p.calls, p.chunk_ms, p.repeat)], p)
         for p in points
-        if p.mode == "bridge" and (p.calls, p.chunk_ms, p.repeat) in floors
+        if p.mode == "bridge" and p.agent == "raw" and (p.calls, p.chunk_ms, p.repeat) in floors
     ]
 
 
@@ -350,6 +361,39 @@ def table(points: list[Point]) -> str:
     return "\n".join(rows)
 
 
+def agent_pairs(points: list[Point]) -> list[tuple[Point, Point]]:
+    """(raw agent, library agent) points measured back to back on the bridge: same N, chunk, repeat."""
+    raws = {(p.calls, p.chunk_ms, p.repeat): p for p in points if p.agent == "raw" and p.mode == "agents"}
+    return [
+        (raws[(p.calls, p.chunk_ms, p.repeat)], p)
+        for p in points
+        if p.agent == "lib" and (p.calls, p.chunk_ms, p.repeat) in raws
+    ]
+
+
+def agent_ratio(raw: Point, lib: Point) -> float:
+    return lib.agent_ms_per_call_s / raw.agent_ms_per_call_s if raw.agent_ms_per_call_s else float("nan")
+
+
+def agent_table(points: list[Point]) -> str:
+    """The consumer library's cost beside the raw aio-pika echo agent's, per repeat."""
+    rows = [
+        "| N | chunk | repeat | raw agent ms/call-s | library agent ms/call-s | **library ÷ raw** "
+        "| loss/dup/reorder raw · library | bridge ms/call-s raw · library |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for raw, lib in agent_pairs(points):
+        loss = " · ".join(
+            f"{p.lost_up + p.lost_down}/{p.dup_up + p.dup_down}/{p.reordered_down}" for p in (raw, lib)
+        )
+        rows.append(
+            f"| {lib.calls} | {lib.chunk_ms} ms | {lib.repeat} | {raw.agent_ms_per_call_s} | "
+            f"{lib.agent_ms_per_call_s} | **{agent_ratio(raw, lib):.2f}** | {loss} | "
+            f"{raw.cpu_ms_per_call_s} · {lib.cpu_ms_per_call_s} |"
+        )
+    return "\n".join(rows)
+
+
 def floor_table(points: list[Point]) -> str:
     rows = [
         "| N | chunk | floor upstream p50/p99 ms | floor downstream p50/p99 ms | floor barge-in p99 ms | "
@@ -384,6 +428,13 @@ def main() -> None:
         "--repeat", type=int, help="floor/bridge pairs per point; the table shows the median ratio"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--agent-calls",
+        type=int,
+        default=100,
+        help="N for the library-vs-raw echo agent comparison (0: skip)",
+    )
+    parser.add_argument("--agents-only", action="store_true", help="only the agent comparison")
     args = parser.parse_args()
     full = args.full
     curve = (
@@ -393,8 +444,8 @@ def main() -> None:
     )
     duration = args.duration or (12.0 if full else 8.0)
     repeats = args.repeat or (3 if full else 1)
-    plan = [(n, args.chunk_ms) for n in curve]
-    if full:
+    plan = [] if args.agents_only else [(n, args.chunk_ms) for n in curve]
+    if full and not args.agents_only:
         plan += [(10, 20), (20, 20)]  # the chunk-size trade-off
     points: list[Point] = []
     started = time.time()
@@ -411,6 +462,25 @@ def main() -> None:
                     f"gen p99={point.gen_lag_ms.get('p99')} errors={len(point.errors)}",
                     flush=True,
                 )
+        # The consumer library's cost: its echo agent beside the raw one, on the bridge, alternating.
+        for repeat, kind in itertools.product(range(repeats if args.agent_calls else 0), ("raw", "lib")):
+            point = run_point(
+                "bridge",
+                args.agent_calls,
+                duration,
+                args.chunk_ms,
+                Path(tmp),
+                loop=args.loop,
+                agent_kind=kind,
+            )
+            point.mode, point.repeat = "agents", repeat
+            points.append(point)
+            print(
+                f"agent {kind} N={args.agent_calls} #{repeat} cpu={point.agent_ms_per_call_s} ms/call-s "
+                f"loss={point.lost_up + point.lost_down} dup={point.dup_up + point.dup_down} "
+                f"errors={len(point.errors)}",
+                flush=True,
+            )
     command = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {
         "command": command,
@@ -426,6 +496,8 @@ def main() -> None:
     (out / f"{name}.json").write_text(json.dumps(result, indent=1))
     print()
     print(table(points))
+    print()
+    print(agent_table(points))
     if not args.no_docs:
         write_docs(result, points, full)
 
@@ -438,7 +510,10 @@ def write_docs(result: dict[str, Any], points: list[Point], full: bool) -> None:
         f"Command: `{result['command']}` (took {result['elapsed_s']} s)  \n"
         f"Machine: {result['machine']}  \n"
         f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n\n"
-        f"{table(points)}\n\nThe floor, measured in the same run:\n\n{floor_table(points)}\n"
+        f"{table(points)}\n\nThe floor, measured in the same run:\n\n{floor_table(points)}\n\n"
+        f"The consumer library (`rtvbp_consumer`, `bench/lib_agent.py`) against the raw aio-pika echo agent "
+        f"(`bench/agent.py`), each the only agent of a bridge run, alternating; agent CPU ms per call-s:\n\n"
+        f"{agent_table(points)}\n"
         f"<!-- {section}:end -->"
     )
     text = path.read_text() if path.exists() else ""
