@@ -156,14 +156,20 @@ async def _lost_consumer_connection(bridge: Service, consumer: Consumer, proxy: 
     calls = consumer.calls()
     voice = await start_call(bridge, "gap-1")
     call = await next_call(calls)
+    short_voice = await start_call(bridge, "gap-short")  # this one ends while the consumer is away
+    short_call = await next_call(calls)
     reading = asyncio.create_task(collect(call))
     sent = speech(100)  # 2 s
     talking = asyncio.create_task(voice.stream_audio(sent))
     await until(lambda: call.stream.received_bytes >= 3200, 5, "the first chunks")
     proxy.down()  # the connection drops and reconnecting fails for a while: chunks go nowhere
     proxy.reset()
+    await short_voice.hangup()
+    await short_voice.close()
     await asyncio.sleep(0.5)  # the length of the outage, not a wait for nothing
     proxy.up()
+    # Its session.ended was never delivered, yet the call ends: the consumer checked after reconnecting.
+    assert (await short_call.ended(timeout=5)).reason == "unknown"
     await talking
     # After the reconnect the call is still followed and commands work again.
     await until(lambda: call.stream.received_bytes > 6400, 10, "audio after the reconnect")

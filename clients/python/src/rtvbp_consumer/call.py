@@ -174,6 +174,16 @@ class Call:
             self._resolve_marks(event.name, event)
         self._events.put_nowait(event)
 
+    def lost(self, detail: str) -> None:
+        """The call ended unseen (its session.ended was published while we were disconnected)."""
+        if self._ended.done() or self.stream.ended is not None:
+            return
+        data: dict[str, Any] = {"reason": "unknown", "detail": detail, "counters": {}}
+        self.stream.ended = SessionEnded(
+            "session.ended", -1, 0, data, reason="unknown", duration_ms=0, counters={}
+        )
+        self._finish()
+
     def _resolve_marks(self, name: str, mark: PlayoutMark | None) -> None:
         waiters = self._marks.get(name)
         if waiters:

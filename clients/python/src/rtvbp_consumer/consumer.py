@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from types import TracebackType
 from typing import Any
 
@@ -31,6 +31,7 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
+from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
 from rtvbp_consumer.call import Call
 from rtvbp_consumer.commands import Commands
@@ -86,6 +87,7 @@ class Consumer:
             reconnect_interval=self.reconnect_interval_s,
             client_properties={"connection_name": self.name},
         )
+        self._connection.reconnect_callbacks.add(self._on_reconnect)
         channel = await self._connection.channel(publisher_confirms=False)
         self._commands = Commands(channel, self.prefix, self.tag)
         await self._commands.start()
@@ -185,9 +187,41 @@ class Consumer:
     def _finished(self, call: Call) -> None:
         self._calls.pop(call.session_key, None)
         if self.group is not None:
-            task = asyncio.get_running_loop().create_task(self._unbind(call.session_key))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._spawn(self._unbind(call.session_key))
+
+    def _on_reconnect(self, *_: Any) -> None:
+        self._spawn(self._forget_gone_calls())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _forget_gone_calls(self) -> None:
+        """After a reconnect: a call whose session.ended went by while we were away would never end.
+        Its ownership queue (`<prefix>.session.<key>`, exclusive to the bridge) tells: gone means ended."""
+        for call in list(self._calls.values()):
+            try:
+                if not await self._owned(call.session_key):
+                    log.info("call %s ended while the consumer was disconnected", call.session_id)
+                    call.lost("ended while the consumer was disconnected")
+            except Exception:
+                log.warning("could not check call %s after a reconnect", call.session_id, exc_info=True)
+
+    async def _owned(self, key: str) -> bool:
+        assert self._connection is not None and self._connection.transport is not None
+        # A bare channel: a passive declare that fails closes it, and a robust one would re-open itself.
+        channel = await self._connection.transport.connection.channel()
+        try:
+            await channel.queue_declare(f"{self.prefix}.session.{key}", passive=True)
+            return True  # not exclusive to someone else: odd, but someone holds it
+        except ChannelLockedResource:
+            return True  # exclusive to the bridge that owns the call
+        except ChannelNotFoundEntity:
+            return False
+        finally:
+            with contextlib.suppress(Exception):
+                await channel.close()
 
     async def _unbind(self, key: str) -> None:
         assert self._queue is not None
