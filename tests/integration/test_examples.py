@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,10 +12,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from bridge.audio.signal import dominant_frequency, goertzel_power
 from bridge.tools.simulate import CallResult, Script, Target, run_call
 from bridge.tools.tap import SessionTrace, Tap
+from bridge.tools.voicepeer import codec
 from tests.conftest import BridgeFactory, ws_url
+from tests.support.polling import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -149,18 +154,32 @@ async def test_menu_agent_marks_barge_in_choices_move_and_hangup_for_concurrent_
 
 
 async def test_pipecat_agent_answers_digits_with_tones_barges_in_and_hangs_up(
-    bridge, amqp_url: str, prefix: str, tmp_path: Path
+    bridge, amqp_url: str, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     tap = await Tap(amqp_url, prefix, wav_dir=tmp_path).start()
     # Tones last 1 s: 2 arrives while 1's tone plays (barge-in), # after 2's tone has finished.
     script = Script(duration_s=3.0, dtmf=(("1", 0.3), ("2", 0.8), ("#", 2.3)), ping_interval_s=0)
-    async with running("pipecat_agent", amqp_url, prefix):
-        result = await run_call(Target(ws_url(bridge)), script, "pipecat-1", keep_audio=True)
-        trace = (await tap.wait_sessions(1, timeout=5))[0]
+    # Beside it, a 16 kHz caller who presses 3 and hangs up during its tone: that pipeline is cancelled.
+    leaver = Script(offers=(codec(16000),), duration_s=1.0, dtmf=(("3", 0.2),), hangup_after_s=0.9,
+                    ping_interval_s=0)
+    with caplog.at_level(logging.INFO, logger="rtvbp_consumer.pipecat"):
+        async with running("pipecat_agent", amqp_url, prefix):
+            result, left = await asyncio.gather(
+                run_call(Target(ws_url(bridge)), script, "pipecat-1", keep_audio=True),
+                run_call(Target(ws_url(bridge)), leaver, "pipecat-leaver", keep_audio=True),
+            )
+            traces = {t.session_id: t for t in await tap.wait_sessions(2, timeout=5)}
+            trace = traces["pipecat-1"]
+            await until(lambda: "pipecat-leaver ended (hangup): cancelling" in caplog.text, 5, "the cancel")
     await tap.stop()
 
+    assert left.ok and left.ended_by == "caller", left.error
+    assert "call.hangup" not in dict(left.requests_answered)
+    assert 0.3 * 32000 <= len(left.played_audio) <= 0.8 * 32000  # 800 Hz at the call's 16 kHz, cut short
+    assert dominant_frequency(left.played_audio, 16000, [600, 700, 800, 1000]) == 800
+
     assert result.ok, result.error
-    assert result.ended_by == "application" and result.close_code == 1000
+    assert result.ended_by == "application" and result.close_code == 1000, result.timeline
     answered = dict(result.requests_answered)
     assert answered.get("call.hangup") == 1 and answered.get("audio.buffer.clear", 0) >= 1, answered
     assert at_ms(result, "caller pressed 2") < at_ms(result, "application request audio.buffer.clear")

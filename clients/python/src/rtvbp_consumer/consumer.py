@@ -118,11 +118,14 @@ class Consumer:
         await queue.consume(self._on_group_call)
 
     async def close(self) -> None:
+        """Stop following calls: their iterators end (`ended()` has reason "unknown"), commands fail."""
         if self._commands is not None:
             self._commands.fail_all(CommandError(503, "consumer closed"))
         if self._connection is not None:
             await self._connection.close()
             self._connection = None
+        for call in list(self._calls.values()):
+            call.lost("the consumer was closed")
         self._new_calls.put_nowait(None)
 
     async def calls(self) -> AsyncIterator[Call]:
