@@ -22,6 +22,7 @@ from rtvbp_consumer import (
     SessionEnded,
 )
 
+from bridge.schemas import validate_body
 from bridge.service import Service
 from bridge.tools.voicepeer import VoicePeer
 from tests.conftest import BridgeFactory, ws_url
@@ -189,11 +190,16 @@ async def _lost_consumer_connection(bridge: Service, consumer: Consumer, proxy: 
 
 
 async def test_mark_resolves_when_played_and_clear_reports_what_was_dropped(
-    bridge: Service, consumer: Consumer
+    bridge: Service, consumer: Consumer, amqp_url: str, prefix: str
 ) -> None:
     calls = consumer.calls()
     voice = await start_call(bridge, "mark-1")
     call = await next_call(calls)
+    # A copy of every command the library publishes for this call, to check it against schemas/.
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    sent_commands = await channel.declare_queue(exclusive=True)
+    await sent_commands.bind(f"{prefix}.commands", "mark-1")
     started = time.monotonic()
     await call.play(b"\x02\x00" * 2400)  # 300 ms
     mark = await call.mark("after-beep")
@@ -207,9 +213,18 @@ async def test_mark_resolves_when_played_and_clear_reports_what_was_dropped(
     assert cleared.marks_dropped == ["never"]
     assert cleared.bridge_bytes > 0 and cleared.bridge_bytes + cleared.voice_bytes < 48000
     assert await asyncio.wait_for(pending, 2) is None
-    await voice.hangup()
-    await call.ended(timeout=5)
+    await call.send_event("audio.speech.started", {"origin": "receiver"})
+    await until(lambda: any(e.event == "audio.speech.started" for e in voice.events_received), 2, "the event")
+    await call.hangup("done")
+    assert (await call.ended(timeout=5)).reason == "hangup"
     await voice.close()
+    kinds = []
+    while (message := await sent_commands.get(no_ack=True, fail=False)) is not None:
+        body = msgpack.unpackb(message.body)
+        validate_body(body, kind="command")
+        kinds.append(body["type"])
+    await connection.close()
+    assert kinds == ["audio", "mark", "audio", "mark", "clear", "event", "request"]
 
 
 async def test_request_errors_and_timeouts_raise_command_error(bridge: Service, consumer: Consumer) -> None:
@@ -234,9 +249,16 @@ async def test_request_errors_and_timeouts_raise_command_error(bridge: Service, 
 
     await call.hangup("done")
     assert (await call.ended(timeout=5)).reason == "hangup"
-    with pytest.raises(CommandError) as gone:  # nobody owns the call any more: 404 at once
+    # Right after session.ended the bridge may still hold the call's queue for a moment (a command then
+    # gets no reply: 504 after the timeout); once it has let go, a command gets 404 at once.
+    deadline = time.monotonic() + 5
+    while await consumer._owned(call.session_key):
+        assert time.monotonic() < deadline, "the bridge kept the call's command queue"
+        await asyncio.sleep(0.05)
+    started = time.monotonic()
+    with pytest.raises(CommandError) as gone:
         await call.play(b"\x00\x00" * 160)
-    assert gone.value.code == 404
+    assert gone.value.code == 404 and time.monotonic() - started < 1.0
     await voice.close()
 
 
