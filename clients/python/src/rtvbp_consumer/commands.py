@@ -56,28 +56,25 @@ class Commands:
     ) -> dict[str, Any]:
         """Publish a command for session `key`; with `wait`, return the reply's result or raise."""
         assert self._exchange is not None and self._reply_queue is not None, "Commands.start() first"
+        if not wait:  # the hot path (streamed audio): no correlation, no timer unless the broker is away
+            message = aio_pika.Message(msgpack.packb(body), content_type=CONTENT_TYPE, type=body["type"])
+            await self._publish(message, key, timeout)
+            return {}
         correlation_id = uuid.uuid4().hex
         message = aio_pika.Message(
             msgpack.packb(body),
             content_type=CONTENT_TYPE,
-            type=str(body.get("type", "")),
-            correlation_id=correlation_id if wait else None,
-            reply_to=self._reply_queue_name if wait else None,
+            type=body["type"],
+            correlation_id=correlation_id,
+            reply_to=self._reply_queue_name,
         )
-        if not wait:
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._publish(message, key)
-            except TimeoutError:
-                raise CommandError(503, f"broker unavailable for {timeout:g} s") from None
-            return {}
         self._pending[correlation_id] = waiter = asyncio.get_running_loop().create_future()
         try:
             async with asyncio.timeout(timeout):
-                await self._publish(message, key)
+                await self._publish(message, key, timeout)
                 reply = await waiter
         except TimeoutError:
-            raise CommandError(504, f"no reply to {body.get('type')} within {timeout:g} s") from None
+            raise CommandError(504, f"no reply to {body['type']} within {timeout:g} s") from None
         finally:
             self._pending.pop(correlation_id, None)
         if reply.get("ok"):
@@ -86,7 +83,7 @@ class Commands:
         error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
         raise CommandError(int(error.get("code", 500)), str(error.get("message", "failed")))
 
-    async def _publish(self, message: aio_pika.Message, key: str) -> None:
+    async def _publish(self, message: aio_pika.Message, key: str, timeout: float) -> None:
         assert self._exchange is not None
         try:
             await self._exchange.publish(message, routing_key=key)
@@ -94,20 +91,23 @@ class Commands:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # connection down, channel closed, ...
-            first_error = exc
-        # The robust connection may be re-opening the channel: wait for it (the caller's timeout
-        # bounds this) and try once more.
+            error = exc
+        # The robust connection may be re-opening the channel: wait for it, within the timeout, and
+        # try once more.
         ready = getattr(self._channel, "ready", None)
         if ready is not None:
-            await ready()
             try:
+                async with asyncio.timeout(timeout):
+                    await ready()
                 await self._exchange.publish(message, routing_key=key)
                 return
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:
+                raise CommandError(503, f"broker unavailable for {timeout:g} s") from error
             except Exception as exc:
-                first_error = exc
-        raise CommandError(503, f"broker did not take the command: {first_error!r}") from first_error
+                error = exc
+        raise CommandError(503, f"broker did not take the command: {error!r}") from error
 
     def fail_all(self, error: CommandError) -> None:
         for waiter in self._pending.values():
