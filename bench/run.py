@@ -391,6 +391,9 @@ def agent_table(points: list[Point]) -> str:
             f"{lib.agent_ms_per_call_s} | **{agent_ratio(raw, lib):.2f}** | {loss} | "
             f"{raw.cpu_ms_per_call_s} · {lib.cpu_ms_per_call_s} |"
         )
+    ratios = sorted(agent_ratio(raw, lib) for raw, lib in agent_pairs(points))
+    if ratios:
+        rows.append(f"\nMedian library ÷ raw agent CPU: **{ratios[(len(ratios) - 1) // 2]:.2f}**")
     return "\n".join(rows)
 
 
@@ -463,7 +466,8 @@ def main() -> None:
                     flush=True,
                 )
         # The consumer library's cost: its echo agent beside the raw one, on the bridge, alternating.
-        for repeat, kind in itertools.product(range(repeats if args.agent_calls else 0), ("raw", "lib")):
+        agent_repeats = (args.repeat or (3 if full else 2)) if args.agent_calls else 0
+        for repeat, kind in itertools.product(range(agent_repeats), ("raw", "lib")):
             point = run_point(
                 "bridge",
                 args.agent_calls,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import Point, floor_table, representative, table
+from bench.run import Point, agent_table, floor_table, representative, table
 
 
 def point(mode: str, repeat: int, cpu: float, up_p99: float, calls: int = 10) -> Point:
@@ -39,3 +39,17 @@ def test_the_repeat_with_the_median_ratio_represents_the_point() -> None:
 
 def test_a_bridge_point_without_its_floor_is_not_reported() -> None:
     assert table([point("bridge", 0, 9.0, 4.0)]).count("\n") == 1  # header only
+
+
+def test_the_agent_comparison_pairs_raw_and_library_runs_and_shows_the_median_ratio() -> None:
+    points = []
+    for repeat, (raw_cpu, lib_cpu) in enumerate(((2.0, 1.8), (2.0, 2.4), (1.0, 0.95))):
+        for kind, cpu in (("raw", raw_cpu), ("lib", lib_cpu)):
+            p = point("agents", repeat, 5.0, 4.0, calls=100)
+            p.agent, p.agent_ms_per_call_s = kind, cpu
+            points.append(p)
+    points.append(point("floor", 0, 5.0, 4.0, calls=100))  # the curve's points do not mix in
+    rows = agent_table(points).splitlines()
+    assert [r.split(" | ")[5] for r in rows[2:5]] == ["**0.90**", "**1.20**", "**0.95**"]
+    assert rows[-1] == "Median library ÷ raw agent CPU: **0.95**"
+    assert table(points).count("\n") == 1  # agent runs are not floor/bridge pairs
