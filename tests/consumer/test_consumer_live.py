@@ -20,6 +20,7 @@ from rtvbp_consumer import (
     Event,
     PlayoutMark,
     SessionEnded,
+    SessionUpdated,
 )
 
 from bridge.schemas import validate_body
@@ -266,13 +267,19 @@ async def test_two_consumers_in_a_group_share_calls_exactly_once(
     bridge: Service, amqp_url: str, prefix: str
 ) -> None:
     served: dict[str, list[str]] = {}
+    first_events: dict[str, Event] = {}
 
     async def member(name: str, ready: asyncio.Event) -> None:
         async with Consumer(amqp_url, prefix, group="agents") as consumer:
             ready.set()
             async for call in consumer.calls():
                 served.setdefault(call.session_id, []).append(name)
-                asyncio.create_task(call.hangup("served"))  # noqa: RUF006 -- the test waits on served
+                asyncio.create_task(serve(call))  # noqa: RUF006 -- the test waits on served
+
+    async def serve(call: Call) -> None:
+        # Not one of the call's events slips by before its member knows it (all events are bound).
+        first_events[call.session_id] = await anext(call.events())
+        await call.hangup("served")
 
     readies = [asyncio.Event(), asyncio.Event()]
     members = [asyncio.create_task(member(f"m{i}", readies[i])) for i in range(2)]
@@ -281,6 +288,7 @@ async def test_two_consumers_in_a_group_share_calls_exactly_once(
     await until(lambda: len(served) == 10, 10, "all ten calls to be served")
     await asyncio.gather(*(voice.wait_closed() for voice in voices))
     assert all(len(names) == 1 for names in served.values()), served
+    assert all(isinstance(e, SessionUpdated) and e.seq == 1 for e in first_events.values()), first_events
     assert {names[0] for names in served.values()} == {"m0", "m1"}  # both took a share
     for task in members:
         task.cancel()

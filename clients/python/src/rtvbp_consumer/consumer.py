@@ -6,10 +6,12 @@ Topology (docs/consumers.md §2), on a robust aio-pika connection that reconnect
   before any call starts. A call's `session.started` is confirmed by the broker before the voice may
   send audio, and both arrive through this same queue, so the first chunk is never missed.
 - `group="name"`: the group's shared queue `<prefix>.group.<name>` on `*.session.started`, from which
-  RabbitMQ hands each call to exactly one member (acked only once the member has bound the call); the
-  member then binds `<key>.#` and `<key>.in` on its private queue. Audio published before that
-  binding existed (very unlikely: the first chunk is `chunk_ms` after the call starts) is reported
-  as an `AudioGap`, never hidden.
+  RabbitMQ hands each call to exactly one member (acked only once the member has bound the call's
+  audio). Every member's private queue takes all events (`#`, a few per call), so none of a call's
+  events can slip by before its member knows the call; events of calls not (yet) known are held
+  briefly for that. Caller audio, the heavy part, is bound per call (`<key>.in`): a chunk published
+  before that binding existed (very unlikely: the first one comes `chunk_ms` after the call starts)
+  is reported as an `AudioGap`, never hidden.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from rtvbp_consumer.events import parse_event
 
 log = logging.getLogger("rtvbp_consumer")
 GROUP_QUEUE_EXPIRES_MS = 60_000  # a group's queue outlives member restarts, not the whole group
+EARLY_CALLS_HELD = 1000  # group mode: calls whose events arrived before (or without) their session.started
 
 
 class Consumer:
@@ -74,6 +77,7 @@ class Consumer:
         self._commands: Commands | None = None
         self._background: set[asyncio.Task[None]] = set()
         self._call_channel: AbstractRobustChannel | None = None
+        self._early: dict[str, list[dict[str, Any]]] = {}  # group mode: session key -> its events so far
 
     async def __aenter__(self) -> Consumer:
         await self.start()
@@ -106,8 +110,8 @@ class Consumer:
         self._queue = await channel.declare_queue(
             f"{self.prefix}.consumer.{self.tag}", exclusive=True, auto_delete=True
         )
+        await self._queue.bind(self._events_exchange, "#")
         if self.group is None:
-            await self._queue.bind(self._events_exchange, "#")
             await self._queue.bind(self._audio_exchange, "*.in")
         # The hot path (ten chunks a second per call) consumes on the bare aiormq channel: no aio-pika
         # message object and one task per delivery instead of two. The robust channel re-declares and
@@ -170,8 +174,20 @@ class Consumer:
                 call = self._calls.get(key)
                 if call is not None:
                     call.feed_event(parse_event(body))
+                elif self.group is not None:
+                    self._hold_early(key, kind, body)
         except Exception:  # one odd message must never stop the consumer or another call
             log.warning("ignored a message on %s", message.routing_key, exc_info=True)
+
+    def _hold_early(self, key: str, kind: str, body: dict[str, Any]) -> None:
+        """Group mode: keep events of unknown calls until the group's queue hands the call out (to us or
+        to another member); forget them when the call ends."""
+        if kind == "session.ended":
+            self._early.pop(key, None)
+            return
+        self._early.setdefault(key, []).append(body)
+        while len(self._early) > EARLY_CALLS_HELD:
+            self._early.pop(next(iter(self._early)))
 
     async def _on_group_call(self, message: AbstractIncomingMessage) -> None:
         """Our share of the group's calls: bind the call's messages, then take it off the shared queue."""
@@ -183,7 +199,11 @@ class Consumer:
             call = self._open_call(key, body)
             if call is not None:
                 assert self._queue is not None
-                await self._queue.bind(f"{self.prefix}.events", f"{key}.#")
+                for early in self._early.pop(key, []):
+                    try:
+                        call.feed_event(parse_event(early))
+                    except Exception:
+                        log.warning("ignored an event of call %s", key, exc_info=True)
                 await self._queue.bind(f"{self.prefix}.audio", f"{key}.in")
         except Exception:
             log.warning("ignored a call on %s", message.routing_key, exc_info=True)
@@ -242,5 +262,4 @@ class Consumer:
     async def _unbind(self, key: str) -> None:
         assert self._queue is not None
         with contextlib.suppress(Exception):
-            await self._queue.unbind(f"{self.prefix}.events", f"{key}.#")
             await self._queue.unbind(f"{self.prefix}.audio", f"{key}.in")
