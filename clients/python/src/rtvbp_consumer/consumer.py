@@ -117,8 +117,14 @@ class Consumer:
         # message object and one task per delivery instead of two. The robust channel re-declares and
         # re-binds the queue after a reconnect; consuming again is ours to do, once it has re-opened.
         self._call_channel = channel
-        channel.reopen_callbacks.add(lambda *_: self._spawn(self._consume_calls()))
+        channel.reopen_callbacks.add(lambda *_: self._spawn(self._consume_again()))
         await self._consume_calls()
+
+    async def _consume_again(self) -> None:
+        try:
+            await self._consume_calls()
+        except Exception:  # the channel closed again: its next re-open calls us again
+            log.warning("could not consume calls after the channel re-opened", exc_info=True)
 
     async def _consume_calls(self) -> None:
         assert self._queue is not None and self._call_channel is not None
