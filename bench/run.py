@@ -391,7 +391,7 @@ def agent_table(points: list[Point]) -> str:
             f"{lib.agent_ms_per_call_s} | **{agent_ratio(raw, lib):.2f}** | {loss} | "
             f"{raw.cpu_ms_per_call_s} · {lib.cpu_ms_per_call_s} |"
         )
-    ratios = sorted(agent_ratio(raw, lib) for raw, lib in agent_pairs(points))
+    ratios = sorted(r for raw, lib in agent_pairs(points) if (r := agent_ratio(raw, lib)) == r)  # no NaN
     if ratios:
         rows.append(f"\nMedian library ÷ raw agent CPU: **{ratios[(len(ratios) - 1) // 2]:.2f}**")
     return "\n".join(rows)
