@@ -84,8 +84,8 @@ class RtvbpInputTransport(BaseInputTransport):
         await self.set_transport_ready(frame)
 
     async def _pump_audio(self) -> None:
-        codec = self._call.codec
         async for chunk in self._call.audio():
+            codec = self._call.codec  # session.updated may change it mid-call
             await self.push_audio_frame(
                 InputAudioRawFrame(audio=chunk, sample_rate=codec.sample_rate, num_channels=codec.channels)
             )
