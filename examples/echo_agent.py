@@ -44,7 +44,11 @@ async def echo(call: Call, delay_s: float) -> None:
                     await call.hangup("caller pressed #")
 
     log.info("call %s started: echoing with %.1f s delay", call.session_id, delay_s)
-    await asyncio.gather(play_back(), watch_digits())
+    try:
+        await asyncio.gather(play_back(), watch_digits())
+    except CommandError as exc:  # e.g. the broker has been away too long: this call only
+        log.warning("call %s: stopped echoing: %s", call.session_id, exc)
+        return
     log.info("call %s ended: %s", call.session_id, (await call.ended()).reason)
 
 

@@ -55,9 +55,12 @@ async def menu(call: Call) -> None:
     playing: asyncio.Task[None] | None = None
 
     async def say(audio: bytes, name: str) -> None:
-        await call.play(audio)
-        if await call.mark(name) is not None:  # None: a barge-in dropped it
-            log.info("call %s: %s finished playing", call.session_id, name)
+        try:
+            await call.play(audio)
+            if await call.mark(name) is not None:  # None: a barge-in dropped it
+                log.info("call %s: %s finished playing", call.session_id, name)
+        except CommandError as exc:
+            log.info("call %s: %s not played: %s", call.session_id, name, exc)
 
     def start(audio: bytes, name: str) -> None:
         nonlocal playing
@@ -67,10 +70,10 @@ async def menu(call: Call) -> None:
     async for event in call.events():
         if not isinstance(event, Dtmf):
             continue
-        if playing is not None and not playing.done():  # barge-in: no need to wait for the prompt
-            log.info("call %s: barge-in on %s", call.session_id, event.digit)
-            await call.clear()
         try:
+            if playing is not None and not playing.done():  # barge-in: no need to wait for the prompt
+                log.info("call %s: barge-in on %s", call.session_id, event.digit)
+                await call.clear()
             if event.digit in CHOICE_HZ:
                 start(tone(CHOICE_HZ[event.digit], 1000, rate), f"choice-{event.digit}")
             elif event.digit == "0":
