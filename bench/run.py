@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import agent_cost
 from bench.common import PROMPT_FLAG, find_pid, percentile, proc_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +59,6 @@ class Point:
     reordered_down: int = 0
     frames_sent: int = 0
     errors: list[str] = field(default_factory=list)
-    agent: str = "raw"  # the echo agent: "raw" (bench/agent.py, aio-pika) or "lib" (bench/lib_agent.py)
 
     @property
     def clean(self) -> bool:
@@ -148,26 +148,16 @@ def start_server(
     return proc
 
 
-AGENTS = {"raw": "bench.agent", "lib": "bench.lib_agent"}
-
-
 def run_point(
-    mode: str,
-    calls: int,
-    duration: float,
-    chunk_ms: int,
-    workdir: Path,
-    workers: int = 1,
-    loop: str = "auto",
-    agent_kind: str = "raw",
+    mode: str, calls: int, duration: float, chunk_ms: int, workdir: Path, workers: int = 1, loop: str = "auto"
 ) -> Point:
-    point = Point(mode, calls, chunk_ms, duration, agent=agent_kind)
+    point = Point(mode, calls, chunk_ms, duration)
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     port = free_port()
     server = start_server(mode, port, prefix, chunk_ms, workers, loop)
     agent_out, gen_out = workdir / f"{prefix}-agent.json", workdir / f"{prefix}-gen.json"
     agent = subprocess.Popen(
-        [sys.executable, "-m", AGENTS[agent_kind], "--prefix", prefix, "--out", str(agent_out)],
+        [sys.executable, "-m", "bench.agent", "--prefix", prefix, "--out", str(agent_out)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -317,7 +307,7 @@ def pairs(points: list[Point]) -> list[tuple[Point, Point]]:
     return [
         (floors[(p.calls, p.chunk_ms, p.repeat)], p)
         for p in points
-        if p.mode == "bridge" and p.agent == "raw" and (p.calls, p.chunk_ms, p.repeat) in floors
+        if p.mode == "bridge" and (p.calls, p.chunk_ms, p.repeat) in floors
     ]
 
 
@@ -361,37 +351,19 @@ def table(points: list[Point]) -> str:
     return "\n".join(rows)
 
 
-def agent_pairs(points: list[Point]) -> list[tuple[Point, Point]]:
-    """(raw agent, library agent) points measured back to back on the bridge: same N, chunk, repeat."""
-    raws = {(p.calls, p.chunk_ms, p.repeat): p for p in points if p.agent == "raw" and p.mode == "agents"}
-    return [
-        (raws[(p.calls, p.chunk_ms, p.repeat)], p)
-        for p in points
-        if p.agent == "lib" and (p.calls, p.chunk_ms, p.repeat) in raws
-    ]
-
-
-def agent_ratio(raw: Point, lib: Point) -> float:
-    return lib.agent_ms_per_call_s / raw.agent_ms_per_call_s if raw.agent_ms_per_call_s else float("nan")
-
-
-def agent_table(points: list[Point]) -> str:
-    """The consumer library's cost beside the raw aio-pika echo agent's, per repeat."""
+def agent_table(costs: list[dict[str, Any]]) -> str:
+    """The consumer library's echo agent beside the raw aio-pika one, per repeat, and the median ratio."""
     rows = [
-        "| N | chunk | repeat | raw agent ms/call-s | library agent ms/call-s | **library ÷ raw** "
-        "| loss/dup/reorder raw · library | bridge ms/call-s raw · library |",
-        "|---|---|---|---|---|---|---|---|",
+        "| N | raw agent ms/call-s | library agent ms/call-s | **library ÷ raw** "
+        "| frames echoed raw · library |",
+        "|---|---|---|---|---|",
     ]
-    for raw, lib in agent_pairs(points):
-        loss = " · ".join(
-            f"{p.lost_up + p.lost_down}/{p.dup_up + p.dup_down}/{p.reordered_down}" for p in (raw, lib)
-        )
+    for c in costs:
         rows.append(
-            f"| {lib.calls} | {lib.chunk_ms} ms | {lib.repeat} | {raw.agent_ms_per_call_s} | "
-            f"{lib.agent_ms_per_call_s} | **{agent_ratio(raw, lib):.2f}** | {loss} | "
-            f"{raw.cpu_ms_per_call_s} · {lib.cpu_ms_per_call_s} |"
+            f"| {c['calls']} | {c['raw_ms_per_call_s']} | {c['lib_ms_per_call_s']} | **{c['ratio']:.2f}** | "
+            f"{c['raw_frames']} · {c['lib_frames']} |"
         )
-    ratios = sorted(r for raw, lib in agent_pairs(points) if (r := agent_ratio(raw, lib)) == r)  # no NaN
+    ratios = sorted(r for c in costs if (r := c["ratio"]) == r)  # NaN (a dead agent) left out
     if ratios:
         rows.append(f"\nMedian library ÷ raw agent CPU: **{ratios[(len(ratios) - 1) // 2]:.2f}**")
     return "\n".join(rows)
@@ -451,6 +423,7 @@ def main() -> None:
     if full and not args.agents_only:
         plan += [(10, 20), (20, 20)]  # the chunk-size trade-off
     points: list[Point] = []
+    costs: list[dict[str, Any]] = []
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for calls, chunk in plan:
@@ -465,24 +438,15 @@ def main() -> None:
                     f"gen p99={point.gen_lag_ms.get('p99')} errors={len(point.errors)}",
                     flush=True,
                 )
-        # The consumer library's cost: its echo agent beside the raw one, on the bridge, alternating.
+        # The consumer library's cost: its echo agent beside the raw one, same load, same moment.
         agent_repeats = (args.repeat or (3 if full else 2)) if args.agent_calls else 0
-        for repeat, kind in itertools.product(range(agent_repeats), ("raw", "lib")):
-            point = run_point(
-                "bridge",
-                args.agent_calls,
-                duration,
-                args.chunk_ms,
-                Path(tmp),
-                loop=args.loop,
-                agent_kind=kind,
-            )
-            point.mode, point.repeat = "agents", repeat
-            points.append(point)
+        for _ in range(agent_repeats):
+            cost = agent_cost.measure(AMQP_URL, args.agent_calls, duration, Path(tmp))
+            costs.append(cost)
             print(
-                f"agent {kind} N={args.agent_calls} #{repeat} cpu={point.agent_ms_per_call_s} ms/call-s "
-                f"loss={point.lost_up + point.lost_down} dup={point.dup_up + point.dup_down} "
-                f"errors={len(point.errors)}",
+                f"agents N={args.agent_calls} raw={cost['raw_ms_per_call_s']} "
+                f"lib={cost['lib_ms_per_call_s']} ms/call-s ratio={cost['ratio']} "
+                f"frames={cost['raw_frames']}/{cost['lib_frames']}",
                 flush=True,
             )
     command = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -493,6 +457,7 @@ def main() -> None:
         "started": started,
         "elapsed_s": round(time.time() - started, 1),
         "points": [asdict(p) for p in points],
+        "agent_cost": costs,
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -501,12 +466,12 @@ def main() -> None:
     print()
     print(table(points))
     print()
-    print(agent_table(points))
+    print(agent_table(costs))
     if not args.no_docs:
-        write_docs(result, points, full)
+        write_docs(result, points, costs, full)
 
 
-def write_docs(result: dict[str, Any], points: list[Point], full: bool) -> None:
+def write_docs(result: dict[str, Any], points: list[Point], costs: list[dict[str, Any]], full: bool) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     section = "full" if full else "quick"
     body = (
@@ -515,9 +480,9 @@ def write_docs(result: dict[str, Any], points: list[Point], full: bool) -> None:
         f"Machine: {result['machine']}  \n"
         f"Versions: {', '.join(f'{k} {v}' for k, v in result['versions'].items())}\n\n"
         f"{table(points)}\n\nThe floor, measured in the same run:\n\n{floor_table(points)}\n\n"
-        f"The consumer library (`rtvbp_consumer`, `bench/lib_agent.py`) against the raw aio-pika echo agent "
-        f"(`bench/agent.py`), each the only agent of a bridge run, alternating; agent CPU ms per call-s:\n\n"
-        f"{agent_table(points)}\n"
+        f"The consumer library's echo agent (`bench/lib_agent.py`) beside the raw aio-pika one "
+        f"(`bench/agent.py`), both on the same synthetic calls at once (`bench/agent_cost.py`):\n\n"
+        f"{agent_table(costs)}\n"
         f"<!-- {section}:end -->"
     )
     text = path.read_text() if path.exists() else ""
