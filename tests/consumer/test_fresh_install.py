@@ -76,7 +76,10 @@ async def agents(fresh_python: Path, amqp_url: str, prefix: str, tmp_path: Path)
         echo_agent(fresh_python, amqp_url, prefix, "echo", tmp_path / "a.log") as a,
         echo_agent(fresh_python, amqp_url, prefix, "echo", tmp_path / "b.log") as b,
     ):
-        await until(lambda: all("ready" in log.read_text() for log in (a, b)), 20, "both agents ready")
+        try:
+            await until(lambda: all("ready" in log.read_text() for log in (a, b)), 20, "both agents ready")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}:\n{a.read_text()}\n{b.read_text()}") from None
         yield [a, b]
 
 
