@@ -104,3 +104,18 @@ def test_events_are_deduplicated_and_missing_ones_reported() -> None:
 def test_malformed_events_raise_for_the_consumer_to_skip(body: dict[str, object]) -> None:
     with pytest.raises((KeyError, TypeError, ValueError)):
         parse_event(body)
+
+
+def test_a_session_ended_without_seq_or_counters_from_another_replica_ends_the_audio_at_once() -> None:
+    event = parse_event(
+        {"type": "session.ended", "ts": 0, "data": {"reason": "bridge_lost", "instance": "b-2"}}
+    )
+    assert isinstance(event, SessionEnded) and (event.seq, event.reason, event.counters) == (
+        -1,
+        "bridge_lost",
+        {},
+    )
+    s = stream()
+    s.accept_chunk(0, 0, b"a" * CHUNK)
+    s.ended = event
+    assert s.audio_complete and s.tail_gap() is None

@@ -90,7 +90,7 @@ class Call:
 
     async def play(self, audio: bytes, *, wait: bool = True, timeout: float = 5.0) -> dict[str, Any]:
         """Queue audio (the call's codec) for the caller. With `wait` (default) return the reply's
-        `{queued_bytes, queued_ms}` or raise CommandError; without, return at once (a failure then
+        audio result (`queued_bytes`, ...) or raise CommandError; without, return at once (a failure then
         arrives as a CommandRejected event)."""
         return await self._commands.send(
             self.session_key, {"type": "audio", "audio": audio}, wait=wait, timeout=timeout
@@ -154,11 +154,12 @@ class Call:
     def feed_event(self, event: Event) -> None:
         if self._ended.done():
             return
-        deliver, gap = self.stream.accept_event(event.seq)
-        if gap is not None:
-            self._events.put_nowait(gap)
-        if not deliver:
-            return
+        if event.seq >= 0:  # (a bridge_lost session.ended has no seq, and nothing can follow it)
+            deliver, gap = self.stream.accept_event(event.seq)
+            if gap is not None:
+                self._events.put_nowait(gap)
+            if not deliver:
+                return
         if isinstance(event, SessionEnded):
             self.stream.ended = event
             if self.stream.audio_complete:

@@ -120,7 +120,9 @@ class SessionEnded(Event):
 
 def parse_event(body: dict[str, Any]) -> Event:
     """Build the typed event for a decoded `rtvbp.events` body; raises KeyError/TypeError/ValueError."""
-    kind, seq, ts = str(body["type"]), int(body["seq"]), int(body.get("ts") or 0)
+    kind, ts = str(body["type"]), int(body.get("ts") or 0)
+    # A session.ended published by another replica for a lost one (reason `bridge_lost`) has no seq.
+    seq = -1 if kind == "session.ended" and body.get("seq") is None else int(body["seq"])
     data = body.get("data") or {}
     if not isinstance(data, dict):
         raise TypeError(f"event data is {type(data).__name__}, not a map")

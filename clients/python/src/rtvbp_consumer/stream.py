@@ -80,8 +80,11 @@ class CallStream:
 
     @property
     def expected_bytes(self) -> int | None:
-        """All caller bytes of the call (known once it has ended)."""
-        return None if self.ended is None else self.ended.counters.get("bytes_in", 0)
+        """All caller bytes of the call (known once it has ended). An end without counters (a lost
+        replica's call, ended by another) means nothing more can be counted on: what came is all."""
+        if self.ended is None:
+            return None
+        return self.ended.counters.get("bytes_in", self.received_bytes + self.missing_bytes)
 
     @property
     def audio_complete(self) -> bool:
