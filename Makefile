@@ -23,11 +23,15 @@ help:
 	@echo "make demo   - broker + bridge + example agent + simulated call, then print the timeline"
 	@echo "make bench  - quick benchmark (bridge vs I/O floor); bench-full for the whole curve"
 
-$(STAMP): pyproject.toml
+CONSUMER  := clients/python
+
+# The consumer library (its own distribution) goes into the same venv, editable, with its Pipecat extra.
+$(STAMP): pyproject.toml $(CONSUMER)/pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip 2>&1 | grep -v 'is ignored' || true
-	$(BIN)/python -m pip install -q -e '.[dev]' 2>&1 | grep -v 'is ignored' || true
+	$(BIN)/python -m pip install -q -e '.[dev]' -e './$(CONSUMER)[pipecat]' 2>&1 | grep -v 'is ignored' || true
 	$(BIN)/python -c "import bridge, websockets, aio_pika, msgpack, jwt, pydantic_settings"
+	$(BIN)/python -c "import rtvbp_consumer, rtvbp_consumer.pipecat"
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -89,11 +93,12 @@ go-deps:
 	@scripts/ensure-go.sh
 
 lint: venv
-	$(BIN)/ruff check bridge tests bench examples
-	$(BIN)/ruff format --check bridge
+	$(BIN)/ruff check bridge tests bench examples $(CONSUMER)
+	$(BIN)/ruff format --check bridge $(CONSUMER)
 
 typecheck: venv
 	$(BIN)/mypy bridge
+	$(BIN)/mypy $(CONSUMER)/src
 
 check: lint typecheck
 

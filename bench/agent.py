@@ -48,10 +48,8 @@ class Agent:
         await stop.wait()
         await conn.close()
 
-    async def on_chunk(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        received = time.monotonic()
-        body = msgpack.unpackb(message.body)
-        audio: bytes = body["audio"]
+    def note_chunk(self, received: float, audio: bytes) -> tuple[int, int]:
+        """Check a chunk's frame tags; returns (call index, first frame seq)."""
         frame_tags = tags(audio)
         call = frame_tags[0][0]
         self.upstream.append((received, call, frame_tags[-1][1]))
@@ -64,13 +62,20 @@ class Agent:
                 self.next_seq[call] = seq + 1
             elif seq < expected:
                 self.duplicated += 1  # seen before (a later one already arrived): duplicate or reorder
+        return call, frame_tags[0][1]
+
+    async def on_chunk(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        received = time.monotonic()
+        body = msgpack.unpackb(message.body)
+        audio: bytes = body["audio"]
+        call, first_seq = self.note_chunk(received, audio)
         session = body["session_id"]
         assert self.exchange is not None
         published = time.monotonic()
         await self.exchange.publish(
             aio_pika.Message(msgpack.packb({"type": "audio", "audio": audio})), session
         )
-        self.published.append((published, call, frame_tags[0][1]))
+        self.published.append((published, call, first_seq))
         if call % self.args.probe_every == 0 and call not in self.first_seen:
             self.first_seen[call] = received
             asyncio.get_running_loop().create_task(self.probe(call, session))

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import agent_cost
 from bench.common import PROMPT_FLAG, find_pid, percentile, proc_sample
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -372,6 +373,24 @@ def table(points: list[Point]) -> str:
     return "\n".join(rows)
 
 
+def agent_table(costs: list[dict[str, Any]]) -> str:
+    """The consumer library's echo agent beside the raw aio-pika one, per repeat, and the median ratio."""
+    rows = [
+        "| N | raw agent ms/call-s | library agent ms/call-s | **library ÷ raw** "
+        "| frames echoed raw · library |",
+        "|---|---|---|---|---|",
+    ]
+    for c in costs:
+        rows.append(
+            f"| {c['calls']} | {c['raw_ms_per_call_s']} | {c['lib_ms_per_call_s']} | **{c['ratio']:.2f}** | "
+            f"{c['raw_frames']} · {c['lib_frames']} |"
+        )
+    ratios = sorted(r for c in costs if (r := c["ratio"]) == r)  # NaN (a dead agent) left out
+    if ratios:
+        rows.append(f"\nMedian library ÷ raw agent CPU: **{ratios[(len(ratios) - 1) // 2]:.2f}**")
+    return "\n".join(rows)
+
+
 def floor_table(points: list[Point]) -> str:
     rows = [
         "| N | chunk | floor upstream p50/p99 ms | floor downstream p50/p99 ms | floor barge-in p99 ms | "
@@ -429,6 +448,13 @@ def main() -> None:
         "--repeat", type=int, help="floor/bridge pairs per point; the table shows the median ratio"
     )
     parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    parser.add_argument(
+        "--agent-calls",
+        type=int,
+        default=100,
+        help="N for the library-vs-raw echo agent comparison (0: skip)",
+    )
+    parser.add_argument("--agents-only", action="store_true", help="only the agent comparison")
     args = parser.parse_args()
     full = args.full
     curve = (
@@ -438,10 +464,11 @@ def main() -> None:
     )
     duration = args.duration or (12.0 if full else 8.0)
     repeats = args.repeat or (3 if full else 1)
-    plan = [(n, args.chunk_ms) for n in curve]
-    if full:
+    plan = [] if args.agents_only else [(n, args.chunk_ms) for n in curve]
+    if full and not args.agents_only:
         plan += [(10, 20), (20, 20)]  # the chunk-size trade-off
     points: list[Point] = []
+    costs: list[dict[str, Any]] = []
     started = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         for calls, chunk in plan:
@@ -456,6 +483,17 @@ def main() -> None:
                     f"gen p99={point.gen_lag_ms.get('p99')} errors={len(point.errors)}",
                     flush=True,
                 )
+        # The consumer library's cost: its echo agent beside the raw one, same load, same moment.
+        agent_repeats = (args.repeat or (3 if full else 2)) if args.agent_calls else 0
+        for _ in range(agent_repeats):
+            cost = agent_cost.measure(AMQP_URL, args.agent_calls, duration, Path(tmp))
+            costs.append(cost)
+            print(
+                f"agents N={args.agent_calls} raw={cost['raw_ms_per_call_s']} "
+                f"lib={cost['lib_ms_per_call_s']} ms/call-s ratio={cost['ratio']} "
+                f"frames={cost['raw_frames']}/{cost['lib_frames']}",
+                flush=True,
+            )
     command = "python -m bench.run " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = {
         "command": command,
@@ -464,6 +502,7 @@ def main() -> None:
         "started": started,
         "elapsed_s": round(time.time() - started, 1),
         "points": [asdict(p) for p in points],
+        "agent_cost": costs,
     }
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
@@ -473,11 +512,12 @@ def main() -> None:
     print(table(points))
     print()
     print(replay_table(points))
+    print(agent_table(costs))
     if not args.no_docs:
-        write_docs(result, points, full)
+        write_docs(result, points, costs, full)
 
 
-def write_docs(result: dict[str, Any], points: list[Point], full: bool) -> None:
+def write_docs(result: dict[str, Any], points: list[Point], costs: list[dict[str, Any]], full: bool) -> None:
     path = ROOT / "docs" / "benchmarks.md"
     section = "full" if full else "quick"
     body = (
@@ -488,6 +528,10 @@ def write_docs(result: dict[str, Any], points: list[Point], full: bool) -> None:
         f"{table(points)}\n\nThe floor, measured in the same run:\n\n{floor_table(points)}\n\n"
         f"The bridge with `BRIDGE_REPLAY=true`, against the bridge without it, in the same run:\n\n"
         f"{replay_table(points)}\n"
+        f"\n"
+        f"The consumer library's echo agent (`bench/lib_agent.py`) beside the raw aio-pika one "
+        f"(`bench/agent.py`), both on the same synthetic calls at once (`bench/agent_cost.py`):\n\n"
+        f"{agent_table(costs)}\n"
         f"<!-- {section}:end -->"
     )
     text = path.read_text() if path.exists() else ""

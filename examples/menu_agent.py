@@ -10,7 +10,8 @@ queue and tells the voice to drop its buffer) before reacting. Then:
     #      `request call.hangup`
     other  a short low beep (300 Hz) and the prompt again
 
-Uses only aio-pika and msgpack. Run it next to a bridge (`make run`), then call:
+Built on the consumer library (`pip install ./clients/python`). Run it next to a bridge (`make run`),
+then call:
 
     python examples/menu_agent.py                      # --amqp-url, --prefix
     rtvbp-bridge simulate --duration 6 --dtmf "1@0.5,#@3.0" --record-played out/menu.wav --timeline
@@ -26,10 +27,8 @@ import math
 import os
 import sys
 from array import array
-from typing import Any
 
-import aio_pika
-import msgpack
+from rtvbp_consumer import Call, CommandError, Consumer, Dtmf
 
 log = logging.getLogger("menu_agent")
 PROMPT_HZ = {"1": 400.0, "2": 600.0}
@@ -47,95 +46,54 @@ def tone(hz: float, ms: int, rate: int, silence_ms: int = 0) -> bytes:
     return samples.tobytes()
 
 
-class MenuAgent:
-    def __init__(self, channel: aio_pika.abc.AbstractChannel, prefix: str) -> None:
-        self.channel, self.prefix = channel, prefix
-        self.calls: dict[str, dict[str, Any]] = {}  # session key -> {"rate": Hz, "playing": mark or None}
-        self.lock = asyncio.Lock()
+def prompt(rate: int) -> bytes:
+    return b"".join(tone(hz, 400, rate, silence_ms=300) for hz in PROMPT_HZ.values())
 
-    async def start(self) -> None:
-        events = await self.channel.declare_exchange(
-            f"{self.prefix}.events", aio_pika.ExchangeType.TOPIC, durable=True
-        )
-        self.commands = await self.channel.get_exchange(f"{self.prefix}.commands", ensure=False)
-        queue = await self.channel.declare_queue(exclusive=True)
-        for key in ("*.session.started", "*.dtmf", "*.playout.mark", "*.session.ended"):
-            await queue.bind(events, key)
-        await queue.consume(self.on_event, no_ack=True)
 
-    async def send(self, key: str, command: dict[str, Any]) -> None:
-        body = msgpack.packb(command, use_bin_type=True)
-        await self.commands.publish(
-            aio_pika.Message(body, content_type="application/msgpack"), routing_key=key
-        )
+async def menu(call: Call) -> None:
+    rate = call.codec.sample_rate
+    playing: asyncio.Task[None] | None = None
 
-    async def request(self, key: str, method: str, reason: str) -> None:
-        """An application->voice request (a reply would need reply_to; this agent does not wait for one)."""
-        await self.send(key, {"type": "request", "method": method, "params": {"reason": reason}})
-
-    async def play(self, key: str, audio: bytes, mark: str) -> None:
-        """Queue audio then a mark: `playout.mark` with that name means the caller heard all of it."""
-        self.calls[key]["playing"] = mark  # first: a digit arriving while we publish is a barge-in
-        await self.send(key, {"type": "audio", "audio": audio})
-        await self.send(key, {"type": "mark", "name": mark})
-
-    async def prompt(self, key: str) -> None:
-        rate = self.calls[key]["rate"]
-        await self.play(
-            key, b"".join(tone(hz, 400, rate, silence_ms=300) for hz in PROMPT_HZ.values()), "prompt"
-        )
-
-    async def on_event(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        async with self.lock:  # aio-pika may run callbacks concurrently: keep each call's events in order
-            await self.handle(message)
-
-    async def handle(self, message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    async def say(audio: bytes, name: str) -> None:
         try:
-            event = msgpack.unpackb(message.body)
-            key = (message.routing_key or "").split(".", 1)[0]  # the session's routing-key word
-            kind, data = event["type"], event.get("data") or {}
-            if kind == "session.started":
-                self.calls[key] = {"rate": data["audio_codec"]["sample_rate"], "playing": None}
-                await self.prompt(key)
-            elif kind == "session.ended":
-                self.calls.pop(key, None)
-            elif key not in self.calls:
-                return  # a call this agent never saw start (e.g. started before the agent)
-            elif kind == "playout.mark" and data.get("name") == self.calls[key]["playing"]:
-                self.calls[key]["playing"] = None
-                log.info("call %s: %s finished playing", event["session_id"], data["name"])
-            elif kind == "dtmf":
-                await self.on_digit(key, str(data.get("digit")))
-        except Exception:  # one bad message must never stop the agent
-            log.exception("ignored an event on %s", message.routing_key)
+            await call.play(audio)
+            if await call.mark(name) is not None:  # None: a barge-in dropped it
+                log.info("call %s: %s finished playing", call.session_id, name)
+        except CommandError as exc:
+            log.info("call %s: %s not played: %s", call.session_id, name, exc)
 
-    async def on_digit(self, key: str, digit: str) -> None:
-        call = self.calls[key]
-        if call["playing"] is not None:  # barge-in: the caller does not have to wait for the prompt
-            await self.send(key, {"type": "clear"})
-            log.info("call %s: barge-in on %s during %s", key, digit, call["playing"])
-            call["playing"] = None
-        if digit in CHOICE_HZ:
-            await self.play(key, tone(CHOICE_HZ[digit], 1000, call["rate"]), f"choice-{digit}")
-        elif digit == "0":
-            await self.request(key, "application.move", "caller asked for the main menu")
-        elif digit == "#":
-            await self.request(key, "call.hangup", "caller pressed #")
-        else:
-            await self.send(
-                key, {"type": "audio", "audio": tone(ERROR_HZ, 300, call["rate"], silence_ms=200)}
-            )
-            await self.prompt(key)
+    def start(audio: bytes, name: str) -> None:
+        nonlocal playing
+        playing = asyncio.create_task(say(audio, name))
+
+    start(prompt(rate), "prompt")
+    async for event in call.events():
+        if not isinstance(event, Dtmf):
+            continue
+        try:
+            if playing is not None and not playing.done():  # barge-in: no need to wait for the prompt
+                log.info("call %s: barge-in on %s", call.session_id, event.digit)
+                await call.clear()
+            if event.digit in CHOICE_HZ:
+                start(tone(CHOICE_HZ[event.digit], 1000, rate), f"choice-{event.digit}")
+            elif event.digit == "0":
+                await call.move("caller asked for the main menu")
+            elif event.digit == "#":
+                await call.hangup("caller pressed #")
+            else:
+                start(tone(ERROR_HZ, 300, rate, silence_ms=200) + prompt(rate), "prompt")
+        except CommandError as exc:  # e.g. the caller hung up meanwhile
+            log.info("call %s: %s", call.session_id, exc)
 
 
 async def run(amqp_url: str, prefix: str, ready: asyncio.Event | None = None) -> None:
-    connection = await aio_pika.connect_robust(amqp_url)
-    async with connection:
-        await MenuAgent(await connection.channel(), prefix).start()
+    async with Consumer(amqp_url, prefix) as consumer:
         log.info("menu agent ready on %s.*", prefix)
         if ready is not None:
             ready.set()
-        await asyncio.Future()  # serve until cancelled
+        async with asyncio.TaskGroup() as calls:
+            async for call in consumer.calls():
+                calls.create_task(menu(call))
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import logging
 import wave
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,11 +12,15 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import pytest
+
 from bridge.audio.signal import dominant_frequency, goertzel_power
 from bridge.tools.simulate import CallResult, Script, Target, run_call
 from bridge.tools.tap import Tap
 from bridge.tools.tap_report import SessionTrace
+from bridge.tools.voicepeer import codec
 from tests.conftest import BridgeFactory, ws_url
+from tests.support.polling import until
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -147,3 +152,44 @@ async def test_menu_agent_marks_barge_in_choices_move_and_hangup_for_concurrent_
     assert dominant_frequency(second, 8000, [400, 600, 1000, 1500]) == 600
     assert dominant_frequency(full[-16000:], 8000, [400, 600, 1000, 1500]) == 1500
     assert wav_bytes(waited.wav["in"]) == (heard.sent_audio, 8000)
+
+
+async def test_pipecat_agent_answers_digits_with_tones_barges_in_and_hangs_up(
+    bridge, amqp_url: str, prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tap = await Tap(amqp_url, prefix, wav_dir=tmp_path).start()
+    # Tones last 1 s: 2 arrives while 1's tone plays (barge-in), # after 2's tone has finished.
+    script = Script(duration_s=3.0, dtmf=(("1", 0.3), ("2", 0.8), ("#", 2.3)), ping_interval_s=0)
+    # Beside it, a 16 kHz caller who presses 3 and hangs up during its tone: that pipeline is cancelled.
+    leaver = Script(offers=(codec(16000),), duration_s=1.0, dtmf=(("3", 0.2),), hangup_after_s=0.9,
+                    ping_interval_s=0)
+    with caplog.at_level(logging.INFO, logger="rtvbp_consumer.pipecat"):
+        async with running("pipecat_agent", amqp_url, prefix):
+            result, left = await asyncio.gather(
+                run_call(Target(ws_url(bridge)), script, "pipecat-1", keep_audio=True),
+                run_call(Target(ws_url(bridge)), leaver, "pipecat-leaver", keep_audio=True),
+            )
+            traces = {t.session_id: t for t in await tap.wait_sessions(2, timeout=5)}
+            trace = traces["pipecat-1"]
+            await until(lambda: "pipecat-leaver ended (hangup): cancelling" in caplog.text, 5, "the cancel")
+    await tap.stop()
+
+    assert left.ok and left.ended_by == "caller", left.error
+    assert "call.hangup" not in dict(left.requests_answered)
+    assert 0.3 * 32000 <= len(left.played_audio) <= 0.8 * 32000  # 800 Hz at the call's 16 kHz, cut short
+    assert dominant_frequency(left.played_audio, 16000, [600, 700, 800, 1000]) == 800
+
+    assert result.ok, result.error
+    assert result.ended_by == "application" and result.close_code == 1000, result.timeline
+    answered = dict(result.requests_answered)
+    assert answered.get("call.hangup") == 1 and answered.get("audio.buffer.clear", 0) >= 1, answered
+    assert at_ms(result, "caller pressed 2") < at_ms(result, "application request audio.buffer.clear")
+    assert trace.ended is not None and trace.ended["data"]["reason"] == "hangup"
+    assert [e["data"]["digit"] for e in trace.events if e["type"] == "dtmf"] == ["1", "2", "#"]
+    # The caller heard part of 1's tone (600 Hz), cut by the barge-in, then all of 2's (700 Hz).
+    played = result.played_audio
+    candidates = [600, 700, 800, 1000]
+    assert dominant_frequency(played[:1600], 8000, candidates) == 600
+    assert dominant_frequency(played[-16000:], 8000, candidates) == 700
+    first_tone = len(played) - 16000
+    assert 0.2 * 16000 <= first_tone <= 0.8 * 16000, first_tone  # cut well before its 1 s

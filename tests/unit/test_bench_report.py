@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.run import Point, floor_table, replay_table, representative, table
+from bench.run import Point, agent_table, floor_table, replay_table, representative, table
 
 
 def point(mode: str, repeat: int, cpu: float, up_p99: float, calls: int = 10) -> Point:
@@ -48,3 +48,20 @@ def test_replay_cost_is_the_replay_point_over_the_plain_bridge_of_the_same_repea
     other_repeat = point("replay", 1, 99.0, 9.0)  # no plain bridge of its repeat: not reported
     rows = replay_table([point("floor", 0, 5.0, 3.0), plain, replay, other_repeat]).splitlines()[2:]
     assert rows == ["| 10 | 100 ms | 8.0 / 10.0 | **1.25** | 5.0 / 7.5 | **1.50** | 4.0 / 6.0 | 20.0 |"]
+
+
+def test_the_agent_comparison_shows_each_repeat_and_the_median_ratio_without_dead_agents() -> None:
+    costs = [
+        {
+            "calls": 100,
+            "raw_ms_per_call_s": r,
+            "lib_ms_per_call_s": lib,
+            "ratio": lib / r if r else float("nan"),
+            "raw_frames": 50000,
+            "lib_frames": 50000,
+        }
+        for r, lib in ((2.0, 1.8), (2.0, 2.4), (1.0, 0.95), (0.0, 2.0))  # the last raw agent died
+    ]
+    rows = agent_table(costs).splitlines()
+    assert [r.split(" | ")[3] for r in rows[2:6]] == ["**0.90**", "**1.20**", "**0.95**", "**nan**"]
+    assert rows[-1] == "Median library ÷ raw agent CPU: **0.95**"
