@@ -122,6 +122,32 @@ async def test_terminal_requests_end_the_call(bridge, agent: Agent) -> None:
     assert ended.body["data"]["reason"] == "move"
 
 
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("application.move", {"reason": "handoff", "application_id": "app-2"}),
+        ("call.hangup", {"reason": "done"}),
+    ],
+)
+async def test_a_voice_that_closes_instead_of_answering_gets_no_success_reply(
+    bridge, agent: Agent, method: str, params: dict[str, Any]
+) -> None:
+    # Real telephony: asked to move or hang up, the voice just closes the socket without an answer.
+    voice = await started_call(bridge, agent, "closer", respond=False)
+    asked = asyncio.create_task(
+        agent.command("closer", {"type": "request", "method": method, "params": params})
+    )
+    await voice.wait_request(method)
+    await voice.close()
+    reply = await asked
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"] == {"code": 503, "message": "the call closed before the voice answered"}
+    validate_body(reply, kind="reply")
+    ended = await agent.wait_event("session.ended", "closer")
+    assert ended.body["data"]["reason"] == "disconnect"
+    assert f"before the voice answered {method}" in ended.body["data"]["detail"]
+
+
 async def test_voice_errors_and_timeouts_become_error_replies(
     bridge_factory: BridgeFactory, agent: Agent
 ) -> None:
