@@ -12,6 +12,7 @@ import pytest
 from bridge.config import Settings, load_settings
 from bridge.service import Service
 from tests.support.amqp import Agent, delete_topology
+from tests.support.vectors import missing_reason
 
 AMQP_URL = os.environ.get("BRIDGE_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
@@ -71,3 +72,22 @@ async def agent(prefix: str, amqp_url: str) -> AsyncIterator[Agent]:
     await a.start()
     yield a
     await a.stop()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """A run without the upstream vectors is not a full run: say so in one line nobody can miss."""
+    reason = missing_reason()
+    if reason is None:
+        return
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and reason in str(report.longrepr[2])
+    ]
+    if skipped:
+        terminalreporter.write_line(
+            f"RTVBP CONFORMANCE NOT RUN: {len(skipped)} vector-driven tests skipped, so no upstream "
+            f"vector case ran ({reason})",
+            red=True,
+            bold=True,
+        )
