@@ -26,7 +26,14 @@ from tests.resilience.conftest import (
     speech,
     started_call,
 )
-from tests.resilience.rabbit import close_connection, delete_queue, memory_alarm, queue_consumers, until
+from tests.resilience.rabbit import (
+    close_connection,
+    delete_queue,
+    memory_alarm,
+    queue_consumers,
+    until,
+    until_consumers,
+)
 from tests.resilience.tcpproxy import broker_proxy
 from tests.support.amqp import Agent
 
@@ -90,9 +97,9 @@ async def test_the_404_responder_survives_its_queue_being_deleted_and_a_reconnec
     assert await close_connection(f"rtvbp-bridge {instance_id} consume") == 1
     await until(lambda: service.broker.reconnects >= 1, 10, "the consumer to reconnect")
     # the restore re-created the queue instead of failing: the live call and the responder both work
-    await until(lambda: queue_consumers(f"{prefix}.session.responder") == 1, 10, "the call's queue")
+    await until_consumers(f"{prefix}.session.responder", 1, 10)
     assert (await ping_command(agent, "responder"))["ok"]
-    await until(lambda: queue_consumers(f"{prefix}.unroutable.replies") == 1, 10, "the responder")
+    await until_consumers(f"{prefix}.unroutable.replies", 1, 10)
     assert (await ping_command(agent, "no-such-call"))["error"]["code"] == 404
     await voice.hangup()
     await voice.close()
@@ -108,7 +115,7 @@ async def test_consumer_connection_killed_mid_call_reclaims_the_session(
     assert await asyncio.to_thread(queue_consumers, queue) == 1
     assert await close_connection(f"rtvbp-bridge {instance_id} consume") == 1
     await until(lambda: service.broker.reconnects >= 1, 10, "the consumer to reconnect")
-    await until(lambda: queue_consumers(queue) == 1, 10, "the command queue to be re-claimed")
+    await until_consumers(queue, 1, 10)  # the command queue re-claimed
     # both calls take commands again, and the caller's audio never stopped flowing
     assert (await ping_command(agent, "conkill"))["ok"]
     await voice.stream_audio(speech(1, 25))
@@ -128,7 +135,7 @@ async def test_command_queue_deleted_under_a_live_session_is_reclaimed(
     bystander = await Bystander(service, agent).start()
     queue = f"{prefix}.session.{session_key('qdel')}"
     await delete_queue(queue)
-    await until(lambda: queue_consumers(queue) == 1, 10, "the command queue to be re-claimed")
+    await until_consumers(queue, 1, 10)  # the command queue re-claimed
     assert (await ping_command(agent, "qdel"))["ok"]
     played = await agent.command("qdel", {"type": "audio", "audio": b"\x07\x00" * 400})
     assert played is not None and played["ok"]
