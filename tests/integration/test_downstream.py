@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import statistics
+import time
 from typing import Any
 
 import aio_pika
@@ -296,6 +298,7 @@ async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_f
 async def test_published_messages_validate_against_the_schemas(
     bridge_factory: BridgeFactory, agent: Agent
 ) -> None:
+    since = time.time()
     service = await bridge_factory(mirror_out=True)
     voice = await started_call(service, agent, "schema")
     await voice.send_audio(tone(300, 300, 8000))
@@ -310,6 +313,10 @@ async def test_published_messages_validate_against_the_schemas(
     await agent.command("schema", {"type": "audio", "audio": tone(300, 200, 8000)})
     await agent.command("schema", {"type": "mark", "name": "m"})
     await agent.wait_event("playout.mark", "schema")
+    unowned = await agent.command(
+        "nobody-owns-this", {"type": "request", "method": "ping", "params": {"t0": 1}}
+    )
+    assert unowned is not None and unowned["error"]["code"] == 404  # the 404 responder's reply too
     await voice.hangup()
     await agent.wait_event("session.ended", "schema")
     await agent.wait_for(lambda: any(r.body["direction"] == "out" for r in agent.audio))
@@ -331,4 +338,18 @@ async def test_published_messages_validate_against_the_schemas(
         assert received.message.headers["session_id"] == "schema"
     for received in agent.audio:
         validate_body(received.body, kind="audio")
+    assert agent.reply_messages
+    assert_message_properties(
+        [r.message for r in agent.events + agent.audio] + list(agent.reply_messages.values()), since
+    )
     await voice.close()
+
+
+def assert_message_properties(published: list[aio_pika.abc.AbstractIncomingMessage], since: float) -> None:
+    """docs/amqp-contract.md: every message is transient, with a unique 32-hex message_id and a timestamp."""
+    for message in published:
+        assert message.delivery_mode == aio_pika.DeliveryMode.NOT_PERSISTENT, message
+        assert re.fullmatch(r"[0-9a-f]{32}", message.message_id or ""), message.message_id
+        assert message.timestamp is not None
+        assert int(since) <= message.timestamp.timestamp() <= time.time() + 1, message.timestamp
+    assert len({m.message_id for m in published}) == len(published)

@@ -33,6 +33,7 @@ class Agent:
     audio: list[Received] = field(default_factory=list)
     replies: dict[str, dict[str, Any]] = field(default_factory=dict)
     reply_ids: list[str] = field(default_factory=list)  # every reply's correlation id, duplicates included
+    reply_messages: dict[str, AbstractIncomingMessage] = field(default_factory=dict)  # AMQP properties
     _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
     _reply_queue: AbstractQueue | None = None
     _queues: list[AbstractQueue] = field(default_factory=list)
@@ -78,6 +79,7 @@ class Agent:
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         self.replies[message.correlation_id or ""] = msgpack.unpackb(message.body, raw=False)
+        self.reply_messages[message.correlation_id or ""] = message
         self.reply_ids.append(message.correlation_id or "")
         async with self._changed:
             self._changed.notify_all()
