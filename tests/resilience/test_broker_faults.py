@@ -175,6 +175,35 @@ async def test_broker_down_at_start_up_then_ready_when_it_returns(
         assert "early-caller" not in {r.body["session_id"] for r in agent.events}
 
 
+async def test_a_broker_too_slow_for_the_audio_is_reported_as_a_buffer_overflow_gap(
+    bridge_factory: BridgeFactory, agent: Agent, amqp_url: str, instance_id: str
+) -> None:
+    """Connected and not blocking, but not confirming (a stall): beyond BRIDGE_AUDIO_BACKLOG_MS the caller's
+    audio is dropped and reported as `buffer_overflow`, not as `broker_unavailable`."""
+    async with broker_proxy(amqp_url) as (proxy, proxied_url):
+        service = await bridge_factory(
+            amqp_url=proxied_url, instance_id=instance_id, audio_backlog_ms=200, publish_timeout_s=5.0
+        )
+        voice = await started_call(service, agent, "overflow")
+        spoken = speech(0, 25)  # 0.5 s while the broker stalls: more than the 200 ms backlog
+        proxy.freeze()
+        await voice.stream_audio(spoken)
+        assert service.broker.ready() and not service.broker.blocked
+        proxy.thaw()
+        after = speech(1, 10)
+        await voice.stream_audio(after)
+        await voice.hangup()
+        ended = await agent.wait_event("session.ended", "overflow", timeout=10)
+        [gap] = events_of(agent, "overflow", "audio.gap")
+        assert gap["data"]["reason"] == "buffer_overflow" and gap["data"]["direction"] == "in", gap
+        counters = ended.body["data"]["counters"]
+        assert counters["bytes_in"] == len(spoken) + len(after)
+        assert counters["dropped_in_bytes"] == gap["data"]["dropped_bytes"] > 0
+        delivered = sum(len(a) for a in _audio(agent, "overflow"))
+        assert delivered + counters["dropped_in_bytes"] == counters["bytes_in"]
+        await voice.close()
+
+
 @pytest.mark.slow
 async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
     bridge_factory: BridgeFactory, amqp_url: str, instance_id: str
