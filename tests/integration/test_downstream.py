@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import re
 import statistics
 import time
@@ -157,6 +158,33 @@ async def test_a_voice_that_closes_instead_of_answering_gets_no_success_reply(
     ended = await agent.wait_event("session.ended", "closer")
     assert ended.body["data"]["reason"] == "disconnect"
     assert f"before the voice answered {method}" in ended.body["data"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "wrong"),
+    [
+        ("recording.start", {}, {"id": 5}),  # the id must be a string
+        ("ping", {"t0": 1700000000000}, {"t0": "soon"}),
+        ("audio.buffer.clear", {}, {"len": True}),  # a bool is not a byte count
+    ],
+)
+async def test_a_result_the_voice_gets_wrong_is_a_502_not_relayed(
+    bridge, agent: Agent, method: str, params: dict[str, Any], wrong: dict[str, Any]
+) -> None:
+    voice = await started_call(bridge, agent, "wrong", respond=False)
+    asked = asyncio.create_task(
+        agent.command("wrong", {"type": "request", "method": method, "params": params})
+    )
+    request = await voice.wait_request(method)
+    assert voice.ws is not None
+    await voice.ws.send(json.dumps({"version": "1", "response": request.id, "result": wrong}))
+    reply = await asked
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"]["code"] == 502 and method in reply["error"]["message"], reply
+    validate_body(reply, kind="reply")
+    voice.respond = True
+    await voice.hangup()
+    await voice.close()
 
 
 async def test_voice_errors_and_timeouts_become_error_replies(
