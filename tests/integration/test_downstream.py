@@ -298,6 +298,50 @@ async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(
     await conn.close()
 
 
+# docs/amqp-contract.md: the inspection queue keeps at most 10 000 messages for one hour, oldest dropped first
+UNROUTABLE_DOCUMENTED = {"x-max-length": 10_000, "x-overflow": "drop-head", "x-message-ttl": 3_600_000}
+
+
+async def test_the_unroutable_queue_is_bounded_as_documented(bridge, agent: Agent, amqp_url: str) -> None:
+    name = f"{agent.prefix}.unroutable"
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        # The broker refuses a re-declaration that differs in any argument: it holds exactly these.
+        channel = await conn.channel()
+        await channel.declare_queue(name, durable=True, arguments=UNROUTABLE_DOCUMENTED)
+        for key, other in (
+            ("x-max-length", 10_001),
+            ("x-overflow", "reject-publish"),
+            ("x-message-ttl", 60_000),
+        ):
+            channel = await conn.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+                await channel.declare_queue(
+                    name, durable=True, arguments={**UNROUTABLE_DOCUMENTED, key: other}
+                )
+        # And it behaves so: five beyond the bound push the five oldest out.
+        channel = await conn.channel(publisher_confirms=False)
+        commands = await channel.get_exchange(f"{agent.prefix}.commands", ensure=False)
+        for n in range(10_005):
+            await commands.publish(
+                aio_pika.Message(msgpack.packb({"type": "clear", "n": n})), routing_key=f"gone-{n}"
+            )
+        queue = await channel.declare_queue(name, passive=True)
+
+        async def count() -> int:
+            declared = await channel.declare_queue(name, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while (held := await count()) < 10_000 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert held == 10_000
+        oldest = await queue.get(fail=False)
+        assert oldest is not None and msgpack.unpackb(oldest.body)["n"] == 5
+    finally:
+        await conn.close()
+
+
 async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_for_inspection(
     bridge_factory: BridgeFactory, agent: Agent, amqp_url: str
 ) -> None:
