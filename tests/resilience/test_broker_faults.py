@@ -6,8 +6,10 @@ A full broker restart mid-call is covered by tests/integration/test_ownership_an
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -201,6 +203,38 @@ async def test_a_broker_too_slow_for_the_audio_is_reported_as_a_buffer_overflow_
         assert counters["dropped_in_bytes"] == gap["data"]["dropped_bytes"] > 0
         delivered = sum(len(a) for a in _audio(agent, "overflow"))
         assert delivered + counters["dropped_in_bytes"] == counters["bytes_in"]
+        await voice.close()
+
+
+@pytest.mark.slow
+async def test_a_publish_unconfirmed_for_10_s_is_retried_on_a_new_channel(
+    bridge_factory: BridgeFactory, agent: Agent, amqp_url: str, instance_id: str
+) -> None:
+    """docs/reliability.md: a publish unconfirmed for 10 s is retried on a new channel (a stalled broker
+    that comes back); nothing is lost, a duplicate carries the same seq."""
+    async with broker_proxy(amqp_url) as (proxy, proxied_url):
+        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id, publish_timeout_s=5.0)
+        voice = await started_call(service, agent, "retry")
+        control = service.broker.control
+        first_channel = control._live  # the underlying channel it publishes on
+        assert first_channel is not None
+        proxy.freeze()
+        asked = time.monotonic()
+        await voice.dtmf("7")
+        await until(lambda: control.retried >= 1, 15, "the unconfirmed dtmf to be retried")
+        waited = time.monotonic() - asked
+        proxy.thaw()
+        assert 9.5 <= waited <= 13, waited
+        await until(lambda: control._live not in (None, first_channel), 10, "a publish on a new channel")
+
+        # the stalled copy (now delivered) and the retry: the same event, the same seq
+        def copies() -> list[dict[str, Any]]:
+            return [r.body for r in agent.events if r.body["type"] == "dtmf"]
+
+        await agent.wait_for(lambda: len(copies()) >= 2, timeout=10)
+        assert {(c["seq"], c["data"]["digit"]) for c in copies()} == {(copies()[0]["seq"], "7")}
+        await voice.hangup()
+        await agent.wait_event("session.ended", "retry", timeout=10)
         await voice.close()
 
 
