@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -51,6 +52,14 @@ class BridgeProcess:
 
     def terminate(self) -> None:
         self.process.send_signal(signal.SIGTERM)
+
+    async def until_draining(self, timeout: float = 5.0) -> None:
+        """Wait until the process has taken SIGTERM: its readiness says 503 (polled off the loop)."""
+        deadline = time.monotonic() + timeout
+        while await asyncio.to_thread(self.http, "/readyz") != 503:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not draining after {timeout:.0f} s:\n{self.log()}")
+            await asyncio.sleep(0.02)
 
 
 @contextmanager
