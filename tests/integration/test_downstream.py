@@ -349,7 +349,7 @@ async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_f
     await bridge_factory(instance_id="replica-b")  # two replicas: exactly one of them answers
     asked = asyncio.get_running_loop().time()
     reply = await agent.command("gone-call", {"type": "request", "method": "ping", "params": {"t0": 1}})
-    assert asyncio.get_running_loop().time() - asked < 1.0  # at once, not after the caller's timeout
+    assert asyncio.get_running_loop().time() - asked < 5.0  # at once, not after the caller's 10 s timeout
     assert reply is not None and reply["ok"] is False and reply["error"]["code"] == 404
     assert reply["session_id"] == "gone-call" and "gone-call" in reply["error"]["message"]
     validate_body(reply, kind="reply")
