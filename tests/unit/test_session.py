@@ -357,7 +357,7 @@ def test_a_voice_that_hangs_up_instead_of_answering_call_hangup_ends_as_hangup()
     session.receive_text(event("call.hangup", {}), 0.0)
     actions = session.connection_lost(1000)
     [settled] = of(actions, RequestSettled)
-    assert (settled.ok, settled.code) == (False, 503)
+    assert (settled.request_id, settled.ok, settled.code) == (rid, False, 503)
     assert of(actions, Ended)[0].reason == "hangup"  # the voice said so itself
 
 
