@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
-import statistics
 import time
 from typing import Any
 
@@ -49,8 +47,9 @@ async def test_played_audio_arrives_as_exact_frames_at_real_time_pace(bridge, ag
     # 5 frames of lead go at once, then one per 20 ms: the whole second takes ~0.9 s, not less
     span = times[-1] - times[0]
     assert 0.85 <= span <= 1.2, span
-    gaps = [b - a for a, b in itertools.pairwise(times[5:])]
-    assert 0.015 <= statistics.median(gaps) <= 0.025
+    # after the lead, one frame per 20 ms on average (the pacer may send two per wake-up: no per-gap bound)
+    paced = (times[-1] - times[5]) / (len(times) - 6)
+    assert 0.015 <= paced <= 0.025, paced
     assert dominant_frequency(played[:8000], 8000, [500, 1000, 2000]) == 1000
     await voice.hangup()
     await voice.close()
