@@ -244,7 +244,7 @@ async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
     """The broker stops answering without closing anything (a network stall): every broker step of a
     call's start shares the 1.5 s budget, so the voice hears 503 before its own 2 s timeout."""
     async with broker_proxy(amqp_url) as (proxy, proxied_url):
-        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id)
+        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id, publish_timeout_s=1.5)
         assert service.broker.ready()
         proxy.freeze()
         voice = VoicePeer(ws_url(service), session_id="stalled")
