@@ -124,7 +124,7 @@ async def test_simulator_answers_application_requests_like_a_voice(bridge, agent
         replies = {"play": await agent.command("sim-req", {"type": "audio", "audio": prompt[:8000]})}
         await agent.command("sim-req", {"type": "mark", "name": "half-second"})
         await agent.command("sim-req", {"type": "audio", "audio": prompt[8000:]})
-        await agent.wait_event("playout.mark", "sim-req", timeout=5)  # 0.5 s has played: barge in now
+        await agent.wait_event("playout.mark", "sim-req", timeout=10)  # 0.5 s has played: barge in now
         for name, body in [
             ("clear", {"type": "clear"}),
             ("set", {"type": "request", "method": "session.set", "params": {"data": {"lang": "de"}}}),
