@@ -255,11 +255,12 @@ async def test_load_generator_reports_five_calls_as_json(bridge, agent: Agent) -
     lag = report["send_lag_ms"]
     assert lag["count"] == 250 and 0 <= lag["p50"] <= lag["p95"] <= lag["p99"] <= lag["max"]
     assert sorted(r["session_id"] for r in report["results"]) == [f"load-{i}" for i in range(1, 6)]
-    # The bridge saw five calls with the digit, and the ramp spread them out.
+    # The bridge saw five calls with the digit.
     ended = [r for r in agent.events if r.body["type"] == "session.ended"]
     assert len(ended) == 5 and sum(r.body["type"] == "dtmf" for r in agent.events) == 5
-    started = sorted(r.body["ts"] for r in agent.events if r.body["type"] == "session.started")
-    assert 350 <= started[-1] - started[0] <= 1500
+    # The ramp: the last call starts 0.5 s after the first and lasts its 1 s (a loaded machine can only
+    # make it later, so only the lower bound is the generator's; when the bridge saw them is scheduling).
+    assert report["wall_s"] >= 0.5 + 1.0, report["wall_s"]
 
 
 @pytest.mark.timeout(60)
