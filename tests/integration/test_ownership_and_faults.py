@@ -123,6 +123,9 @@ async def test_fifty_concurrent_calls_at_real_time_without_loss_or_cross_talk(br
     await agent.wait_for(
         lambda: sum(1 for e in agent.events if e.body["type"] == "session.ended") == calls, timeout=30
     )
+    # Audio and control go out on separate publishers: session.ended may overtake a call's last chunks.
+    total = sum(len(pcm) for pcm in sent)
+    await agent.wait_for(lambda: sum(len(r.body["audio"]) for r in agent.audio) >= total, timeout=30)
     for index, pcm in enumerate(sent):
         chunks = [r for r in agent.audio if r.body["session_id"] == f"load-{index}"]
         assert [c.body["seq"] for c in chunks] == list(range(len(chunks)))

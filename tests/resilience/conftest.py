@@ -18,8 +18,9 @@ from tests.conftest import BridgeFactory, ws_url
 from tests.support.amqp import Agent, Received
 
 FRAME = 320  # 20 ms of L16/8000/1
-# A stall of the shared event loop the bystander must never see (scheduler jitter is far below this).
-MAX_STALL_S = 0.5
+# A stall of the shared event loop the bystander must never see. Floods keep the loop busy for a few
+# hundred milliseconds on a loaded machine (their own client runs on it too); a blocking bridge is worse.
+MAX_STALL_S = 1.0
 
 
 @pytest.fixture
