@@ -182,6 +182,11 @@ class ConfirmingPublisher:
         self._inflight.clear()
         self._queue.extendleft(reversed(retry))
         self.retried += len(retry)
+        if isinstance(error, TimeoutError) and (channel := self._channel) is not None:
+            # Unconfirmed for PUBLISH_TIMEOUT_S on an open channel: it may be wedged, so retry on a new one.
+            self._channel = self._live = None
+            with contextlib.suppress(Exception):
+                await channel.close()
         await self._recover(error)
 
     async def _recover(self, error: object) -> None:

@@ -265,23 +265,20 @@ class ApplicationSession:
             return []
         self.state = State.CLOSED
         actions: list[Action] = []
+        unanswered: list[str] = []
         for request_id, pending in list(self._pending.items()):
             del self._pending[request_id]
-            if pending.method in TERMINAL_REQUESTS and pending.sent:
-                # The voice often hangs up while still answering our terminal request (demo-phone race):
-                # the call ended as asked, so the request succeeded.
-                self._set_end(
-                    "hangup" if pending.method == "call.hangup" else "move", "closed during request"
-                )
-                actions.append(RequestSettled(request_id, pending.method, ok=True, result={}))
-            else:
-                actions.append(
-                    RequestSettled(request_id, pending.method, False, code=503, message="session closed")
-                )
+            # Even a terminal request (a voice that hangs up when asked to move) is not a success: nothing
+            # says the move happened, and an answer would carry its result (next_application_id).
+            why = "the call closed before the voice answered" if pending.sent else "session closed"
+            actions.append(RequestSettled(request_id, pending.method, False, code=503, message=why))
+            if pending.sent and pending.method in TERMINAL_REQUESTS:
+                unanswered.append(pending.method)
         if self._end_reason is None:
-            self._set_end(
-                "hangup" if self._hangup_seen else "disconnect", f"socket closed ({code} {reason})".strip()
-            )
+            detail = f"socket closed ({code} {reason})".strip()
+            if unanswered:
+                detail += f" before the voice answered {', '.join(unanswered)}"
+            self._set_end("hangup" if self._hangup_seen else "disconnect", detail)
         assert self._end_reason is not None
         actions.append(Ended(self._end_reason, self._end_detail))
         return actions

@@ -9,10 +9,14 @@ field order, required/nullable/optional presence, and every validation rule (`mi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from typing import Any
 
+import jsonschema
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bridge.protocol import catalog, wire
 
@@ -266,3 +270,88 @@ def test_wrong_json_types_are_decode_errors(manifest_schema: str, manifest: dict
     for top_level in ([], "x", 5, True):
         with pytest.raises(catalog.PayloadDecodeError):
             cls.from_wire(top_level)
+
+
+# ------------------------------------------------------------------ fuzzing against the upstream schemas
+
+
+PAYLOAD_CLASSES = [
+    cls
+    for cls in vars(catalog).values()
+    if isinstance(cls, type) and issubclass(cls, catalog.Payload) and cls is not catalog.Payload
+]
+
+
+_VALIDATORS: dict[tuple[str, bool], jsonschema.Draft202012Validator] = {}
+
+
+def _upstream_violations(
+    manifest: dict[str, Any], name: str, obj: Any, *, lenient: bool = False
+) -> list[str]:
+    """What the upstream JSON Schema (plus its `x-rtvbp-nonzero`) finds wrong with `obj`: an oracle that
+    shares no code with the hand-written catalog. `lenient` reads input as a Go peer does (protocol.md
+    1.6): an absent or null field is its zero value, so only the values that are there are type-checked."""
+    schemas = manifest["schemas"]
+    if lenient:
+        obj = _without_nulls(obj)
+    key = (name, lenient)
+    if key not in _VALIDATORS:
+        root = {"$ref": f"#/schemas/{name}", "schemas": _without(schemas, "required") if lenient else schemas}
+        _VALIDATORS[key] = jsonschema.Draft202012Validator(root)
+    found = [e.message for e in _VALIDATORS[key].iter_errors(obj)]
+    if not lenient and isinstance(obj, dict):
+        for field, prop in schemas[name].get("properties", {}).items():
+            value = obj.get(field)
+            if prop.get("x-rtvbp-nonzero") and value == 0 and type(value) is not bool:
+                found.append(f"{field} is zero")
+    return found
+
+
+def _without(node: Any, keyword: str) -> Any:
+    if isinstance(node, dict):
+        return {k: _without(v, keyword) for k, v in node.items() if k != keyword}
+    if isinstance(node, list):
+        return [_without(v, keyword) for v in node]
+    return node
+
+
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):  # Go leaves a null element at its zero value too
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
+def test_the_fuzz_oracle_sees_what_the_vectors_reject(manifest: dict[str, Any]) -> None:
+    assert _upstream_violations(manifest, "PingRequest", {"t0": 1}) == []
+    assert _upstream_violations(manifest, "PingRequest", {"t0": 0})
+    assert _upstream_violations(manifest, "PingRequest", {"t0": "1"}, lenient=True)
+    assert _upstream_violations(manifest, "PingRequest", {"t0": True}, lenient=True)
+    assert _upstream_violations(manifest, "AgentToolCallEvent", {})
+    assert _upstream_violations(manifest, "AgentToolCallEvent", {}, lenient=True) == []
+
+
+@functools.cache
+def _objects_with_keys(keys: tuple[str, ...]) -> st.SearchStrategy[dict[str, Any]]:
+    """Objects made of a schema's own field names, with values of every JSON type (nested too)."""
+    leaf = st.sampled_from([None, True, False, 0, 1, -1, 2**40, 0.5, "", "a"]) | st.floats(allow_nan=False)
+    nested = st.recursive(leaf, lambda c: st.lists(c, max_size=2) | st.dictionaries(st.sampled_from(keys), c))
+    return st.dictionaries(st.sampled_from(keys), leaf | leaf | nested, min_size=1, max_size=len(keys))
+
+
+@pytest.mark.parametrize("cls", sorted(PAYLOAD_CLASSES, key=lambda c: c.__name__), ids=lambda c: c.__name__)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_from_wire_accepts_only_what_the_upstream_schema_allows(
+    manifest: dict[str, Any], cls: type[catalog.Payload], data: st.DataObject
+) -> None:
+    schema = manifest["schemas"][cls.__name__]
+    obj = data.draw(_objects_with_keys(tuple(sorted(schema.get("properties", {})) or ["x"])))
+    try:
+        decoded = cls.from_wire(obj)
+    except catalog.PayloadError:
+        return
+    # read leniently, every field given had the upstream type; what we would send back is strictly valid
+    assert _upstream_violations(manifest, cls.__name__, obj, lenient=True) == [], (cls.__name__, obj)
+    assert _upstream_violations(manifest, cls.__name__, decoded.to_wire()) == [], (cls.__name__, obj)

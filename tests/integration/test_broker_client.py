@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+
+import aio_pika
 
 import aio_pika
 import pytest
@@ -17,21 +20,31 @@ from tests.support.polling import until
 from tests.support.process import free_port
 
 
-async def test_open_connections_are_not_ready_until_the_topology_is_declared(
+async def _until_ready(client: BrokerClient) -> None:
+    while not client.ready():
+        await asyncio.sleep(0)  # every loop turn: the first moment it says ready is the one checked
+
+
+async def test_ready_means_the_topology_is_declared_and_unroutable_commands_are_answered(
     amqp_url: str, prefix: str
 ) -> None:
-    # A call admitted in between would bind its command queue to an exchange that does not exist yet.
-    client = BrokerClient(amqp_url, Topology(prefix), confirm_window=8, instance_id="ready-test")
-    conn = await aio_pika.connect_robust(amqp_url)
+    # A call admitted earlier would bind its command queue to an exchange that does not exist yet.
+    topology = Topology(prefix)
+    client = BrokerClient(amqp_url, topology, confirm_window=8, instance_id="ready-test")
+    observer = await aio_pika.connect(amqp_url)
     try:
-        client.publish_conn = client.consume_conn = conn
+        channel = await observer.channel()
         assert not client.ready()
-        await client._declare_topology()
-        await client._answer_unroutable()
-        client._connected.set()  # what _connect_forever does once both are done
-        assert client.ready()
+        await client.start()
+        await asyncio.wait_for(_until_ready(client), 10)
+        # Checked at once from another connection: what the last set-up steps create is already there.
+        replies = await channel.declare_queue(topology.unroutable_replies, passive=True)
+        assert replies.declaration_result.consumer_count == 1
+        for exchange in (topology.events, topology.audio, topology.commands, topology.unroutable):
+            await channel.get_exchange(exchange, ensure=True)  # passive: fails if it does not exist
     finally:
-        await conn.close()
+        await client.close()
+        await observer.close()
     assert not client.ready()
 
 

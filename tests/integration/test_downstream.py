@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import statistics
+import json
+import re
 import time
 from typing import Any
 
@@ -17,6 +17,7 @@ from bridge.schemas import validate_body
 from bridge.tools.voicepeer import VoicePeer
 from tests.conftest import BridgeFactory, ws_url
 from tests.support.amqp import Agent
+from tests.support.polling import until
 
 
 async def started_call(bridge, agent: Agent, session: str, **kwargs: Any) -> VoicePeer:  # type: ignore[no-untyped-def]
@@ -40,43 +41,53 @@ async def test_played_audio_arrives_as_exact_frames_at_real_time_pace(bridge, ag
     mark = await agent.wait_event("playout.mark", "play", timeout=5)
     assert mark.body["data"]["name"] == "end-of-prompt"
     frames = voice.played.frames
-    assert all(len(f) == 320 for f in frames)
+    # the mark fires once its audio is out, not when it is queued: every frame is already at the voice
     assert len(frames) == 51
+    assert mark.body["data"]["position_ms"] == len(pcm) // 16  # 16 bytes per ms at L16/8000
+    assert all(len(f) == 320 for f in frames)
     played = voice.played.audio
     assert played[: len(pcm)] == pcm and played[len(pcm) :] == b"\x00" * (51 * 320 - len(pcm))
     times = voice.played.times
     # 5 frames of lead go at once, then one per 20 ms: the whole second takes ~0.9 s, not less
     span = times[-1] - times[0]
     assert 0.85 <= span <= 1.2, span
-    gaps = [b - a for a, b in itertools.pairwise(times[5:])]
-    assert 0.015 <= statistics.median(gaps) <= 0.025
+    # after the lead, one frame per 20 ms on average (the pacer may send two per wake-up: no per-gap bound)
+    paced = (times[-1] - times[5]) / (len(times) - 6)
+    assert 0.015 <= paced <= 0.025, paced
     assert dominant_frequency(played[:8000], 8000, [500, 1000, 2000]) == 1000
-    mark_delay = mark.message.timestamp.timestamp() if mark.message.timestamp else 0
-    assert mark_delay >= 0
     await voice.hangup()
     await voice.close()
 
 
 async def test_barge_in_cuts_five_seconds_of_queued_audio_within_a_frame(bridge, agent: Agent) -> None:
-    voice = await started_call(bridge, agent, "barge")
+    frames_at_clear: list[int] = []
+
+    def observe(kind: str, item: Any) -> None:
+        if kind == "request" and item.method == "audio.buffer.clear":
+            frames_at_clear.append(len(voice.played.frames))
+
+    voice = await started_call(bridge, agent, "barge", observer=observe)
     await agent.command("barge", {"type": "audio", "audio": tone(500, 5000, 8000)})
     await agent.command("barge", {"type": "mark", "name": "never"})
-    await asyncio.sleep(0.5)
-    before = len(voice.played.frames)
-    sent_at = time.monotonic()
+    await until(lambda: len(voice.played.frames) >= 10, 5, "the prompt to be playing")
     reply = await agent.command("barge", {"type": "clear"})
     assert reply is not None and reply["ok"], reply
     result = reply["result"]
-    # ~4.4 s of our queue dropped; the voice reports what it had buffered (<= the 100 ms lead + a frame)
+    # ~4.8 s of our queue dropped; the voice reports what it had buffered (<= the 100 ms lead + a frame)
     assert result["bridge_bytes"] >= 4 * 16000
     assert 0 <= result["voice_bytes"] <= 2400
     assert result["marks_dropped"] == ["never"]
     clear_request = await voice.wait_request("audio.buffer.clear")
     assert clear_request.params == {}
-    await asyncio.sleep(0.3)
-    late = [t for t in voice.played.times if t > sent_at + 0.04]
-    assert late == [], f"{len(late)} frames played more than 40 ms after the clear command"
-    assert len(voice.played.frames) - before <= 3
+    # The bridge drops its queue before it asks the voice to: no prompt frame follows the request on the
+    # socket. What follows is exactly the next audio, played at once (not after the dropped seconds).
+    after = b"\x07\x00" * 800
+    await agent.command("barge", {"type": "audio", "audio": after})
+    await agent.command("barge", {"type": "mark", "name": "after"})
+    await agent.wait_event("playout.mark", "barge", timeout=2)
+    [cut] = frames_at_clear
+    assert b"".join(voice.played.frames[cut:]) == after
+    assert "never" not in [r.body["data"]["name"] for r in agent.events if r.body["type"] == "playout.mark"]
     await voice.hangup()
     await voice.close()
 
@@ -153,6 +164,59 @@ async def test_terminal_requests_end_the_call(bridge, agent: Agent) -> None:
     assert ended.body["data"]["reason"] == "move"
 
 
+@pytest.mark.parametrize(
+    ("method", "params"),
+    [
+        ("application.move", {"reason": "handoff", "application_id": "app-2"}),
+        ("call.hangup", {"reason": "done"}),
+    ],
+)
+async def test_a_voice_that_closes_instead_of_answering_gets_no_success_reply(
+    bridge, agent: Agent, method: str, params: dict[str, Any]
+) -> None:
+    # Real telephony: asked to move or hang up, the voice just closes the socket without an answer.
+    voice = await started_call(bridge, agent, "closer", respond=False)
+    asked = asyncio.create_task(
+        agent.command("closer", {"type": "request", "method": method, "params": params})
+    )
+    await voice.wait_request(method)
+    await voice.close()
+    reply = await asked
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"] == {"code": 503, "message": "the call closed before the voice answered"}
+    validate_body(reply, kind="reply")
+    ended = await agent.wait_event("session.ended", "closer")
+    assert ended.body["data"]["reason"] == "disconnect"
+    assert f"before the voice answered {method}" in ended.body["data"]["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "params", "wrong"),
+    [
+        ("recording.start", {}, {"id": 5}),  # the id must be a string
+        ("ping", {"t0": 1700000000000}, {"t0": "soon"}),
+        ("audio.buffer.clear", {}, {"len": True}),  # a bool is not a byte count
+    ],
+)
+async def test_a_result_the_voice_gets_wrong_is_a_502_not_relayed(
+    bridge, agent: Agent, method: str, params: dict[str, Any], wrong: dict[str, Any]
+) -> None:
+    voice = await started_call(bridge, agent, "wrong", respond=False)
+    asked = asyncio.create_task(
+        agent.command("wrong", {"type": "request", "method": method, "params": params})
+    )
+    request = await voice.wait_request(method)
+    assert voice.ws is not None
+    await voice.ws.send(json.dumps({"version": "1", "response": request.id, "result": wrong}))
+    reply = await asked
+    assert reply is not None and reply["ok"] is False, reply
+    assert reply["error"]["code"] == 502 and method in reply["error"]["message"], reply
+    validate_body(reply, kind="reply")
+    voice.respond = True
+    await voice.hangup()
+    await voice.close()
+
+
 async def test_voice_errors_and_timeouts_become_error_replies(
     bridge_factory: BridgeFactory, agent: Agent
 ) -> None:
@@ -184,7 +248,7 @@ async def test_events_are_forwarded_to_the_voice(bridge, agent: Agent) -> None:
     ]:
         reply = await agent.command("events", {"type": "event", "event": event, "data": data})
         assert reply is not None and reply["ok"], reply
-    await asyncio.sleep(0.2)
+    await until(lambda: len(voice.events_received) >= 5, 5, "the events to reach the voice")
     assert [(e.event, e.data) for e in voice.events_received] == [
         ("audio.speech.started", {"origin": "sender"}),
         ("input.transcript", {"delta": "hello"}),
@@ -268,6 +332,50 @@ async def test_commands_for_unknown_sessions_go_to_the_unroutable_exchange(
     await conn.close()
 
 
+# docs/amqp-contract.md: the inspection queue keeps at most 10 000 messages for one hour, oldest dropped first
+UNROUTABLE_DOCUMENTED = {"x-max-length": 10_000, "x-overflow": "drop-head", "x-message-ttl": 3_600_000}
+
+
+async def test_the_unroutable_queue_is_bounded_as_documented(bridge, agent: Agent, amqp_url: str) -> None:
+    name = f"{agent.prefix}.unroutable"
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        # The broker refuses a re-declaration that differs in any argument: it holds exactly these.
+        channel = await conn.channel()
+        await channel.declare_queue(name, durable=True, arguments=UNROUTABLE_DOCUMENTED)
+        for key, other in (
+            ("x-max-length", 10_001),
+            ("x-overflow", "reject-publish"),
+            ("x-message-ttl", 60_000),
+        ):
+            channel = await conn.channel()
+            with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+                await channel.declare_queue(
+                    name, durable=True, arguments={**UNROUTABLE_DOCUMENTED, key: other}
+                )
+        # And it behaves so: five beyond the bound push the five oldest out.
+        channel = await conn.channel(publisher_confirms=False)
+        commands = await channel.get_exchange(f"{agent.prefix}.commands", ensure=False)
+        for n in range(10_005):
+            await commands.publish(
+                aio_pika.Message(msgpack.packb({"type": "clear", "n": n})), routing_key=f"gone-{n}"
+            )
+        queue = await channel.declare_queue(name, passive=True)
+
+        async def count() -> int:
+            declared = await channel.declare_queue(name, passive=True)
+            return int(declared.declaration_result.message_count or 0)
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while (held := await count()) < 10_000 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        assert held == 10_000
+        oldest = await queue.get(fail=False)
+        assert oldest is not None and msgpack.unpackb(oldest.body)["n"] == 5
+    finally:
+        await conn.close()
+
+
 async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_for_inspection(
     bridge_factory: BridgeFactory, agent: Agent, amqp_url: str
 ) -> None:
@@ -275,12 +383,16 @@ async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_f
     await bridge_factory(instance_id="replica-b")  # two replicas: exactly one of them answers
     asked = asyncio.get_running_loop().time()
     reply = await agent.command("gone-call", {"type": "request", "method": "ping", "params": {"t0": 1}})
-    assert asyncio.get_running_loop().time() - asked < 1.0  # at once, not after the caller's timeout
+    assert asyncio.get_running_loop().time() - asked < 5.0  # at once, not after the caller's 10 s timeout
     assert reply is not None and reply["ok"] is False and reply["error"]["code"] == 404
     assert reply["session_id"] == "gone-call" and "gone-call" in reply["error"]["message"]
     validate_body(reply, kind="reply")
-    await asyncio.sleep(0.3)
-    assert len(agent.reply_ids) == len(set(agent.reply_ids))  # one answer, not one per replica
+    # One answer, not one per replica. A second replica's copy would travel beside the first answer; each
+    # later round trip starts after the previous answer, so by the last one any duplicate has arrived.
+    for n in range(3):
+        again = await agent.command(f"gone-{n}", {"type": "request", "method": "ping", "params": {"t0": 1}})
+        assert again is not None and again["error"]["code"] == 404
+    assert len(agent.reply_ids) == 4 and len(set(agent.reply_ids)) == 4, agent.reply_ids
     conn = await aio_pika.connect(amqp_url)
     channel = await conn.channel()
     inspection = await channel.get_queue(f"{agent.prefix}.unroutable", ensure=True)
@@ -292,6 +404,7 @@ async def test_a_command_for_an_unknown_session_is_answered_404_and_still_kept_f
 async def test_published_messages_validate_against_the_schemas(
     bridge_factory: BridgeFactory, agent: Agent
 ) -> None:
+    since = time.time()
     service = await bridge_factory(mirror_out=True)
     voice = await started_call(service, agent, "schema")
     await voice.send_audio(tone(300, 300, 8000))
@@ -306,6 +419,10 @@ async def test_published_messages_validate_against_the_schemas(
     await agent.command("schema", {"type": "audio", "audio": tone(300, 200, 8000)})
     await agent.command("schema", {"type": "mark", "name": "m"})
     await agent.wait_event("playout.mark", "schema")
+    unowned = await agent.command(
+        "nobody-owns-this", {"type": "request", "method": "ping", "params": {"t0": 1}}
+    )
+    assert unowned is not None and unowned["error"]["code"] == 404  # the 404 responder's reply too
     await voice.hangup()
     await agent.wait_event("session.ended", "schema")
     await agent.wait_for(lambda: any(r.body["direction"] == "out" for r in agent.audio))
@@ -327,4 +444,18 @@ async def test_published_messages_validate_against_the_schemas(
         assert received.message.headers["session_id"] == "schema"
     for received in agent.audio:
         validate_body(received.body, kind="audio")
+    assert agent.reply_messages
+    assert_message_properties(
+        [r.message for r in agent.events + agent.audio] + list(agent.reply_messages.values()), since
+    )
     await voice.close()
+
+
+def assert_message_properties(published: list[aio_pika.abc.AbstractIncomingMessage], since: float) -> None:
+    """docs/amqp-contract.md: every message is transient, with a unique 32-hex message_id and a timestamp."""
+    for message in published:
+        assert message.delivery_mode == aio_pika.DeliveryMode.NOT_PERSISTENT, message
+        assert re.fullmatch(r"[0-9a-f]{32}", message.message_id or ""), message.message_id
+        assert message.timestamp is not None
+        assert int(since) <= message.timestamp.timestamp() <= time.time() + 1, message.timestamp
+    assert len({m.message_id for m in published}) == len(published)

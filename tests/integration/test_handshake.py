@@ -22,6 +22,7 @@ from tests.support.jwt_keys import (
     generate_rsa_keypair,
     mint,
 )
+from tests.support.polling import until
 from tests.support.ws import status_of
 
 PRIVATE, PUBLIC = generate_rsa_keypair()
@@ -156,7 +157,7 @@ async def test_sessions_beyond_the_limit_get_503(bridge_factory: BridgeFactory) 
     service = await bridge_factory(max_sessions=2)
     url = ws_url(service)
     async with connect(url), connect(url):
-        await asyncio.sleep(0.05)
+        await until(lambda: len(service.server.calls) == 2, 5, "both calls to be admitted")
         assert await status_of(url) == 503
     assert service.server.admission.refused["capacity"] == 1
 
@@ -170,7 +171,7 @@ def test_auth_none_refuses_a_public_address() -> None:
 
 
 async def test_rotated_keys_in_the_keys_dir_are_picked_up_without_restart(
-    bridge_factory: BridgeFactory, tmp_path, monkeypatch
+    bridge_factory: BridgeFactory, tmp_path, monkeypatch, caplog
 ) -> None:  # type: ignore[no-untyped-def]
     import bridge.service
 
@@ -182,10 +183,11 @@ async def test_rotated_keys_in_the_keys_dir_are_picked_up_without_restart(
     assert await status_of(url, additional_headers=bearer(mint(PRIVATE, kid="jwt-rsa-2048-v1"))) == 101
     rotated = mint(new_private, kid="jwt-rsa-2048-v2")
     assert await status_of(url, additional_headers=bearer(rotated)) == 401
+    caplog.set_level(logging.INFO, logger="bridge.service")
     (tmp_path / "jwt-rsa-2048-v2.pem").write_text(new_public)
-    await asyncio.sleep(0.5)
+    await until(lambda: "reloaded JWT public keys" in caplog.text, 5, "the key reload")
     assert await status_of(url, additional_headers=bearer(rotated)) == 101
     assert await status_of(url, additional_headers=bearer(mint(PRIVATE, kid="jwt-rsa-2048-v1"))) == 101
     (tmp_path / "broken.pem").write_text("not a key")  # a bad file never locks everyone out
-    await asyncio.sleep(0.5)
+    await until(lambda: "JWT key reload failed" in caplog.text, 5, "the reload to try the bad file")
     assert await status_of(url, additional_headers=bearer(rotated)) == 101

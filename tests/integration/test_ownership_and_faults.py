@@ -45,7 +45,7 @@ async def test_duplicate_session_is_refused_on_the_same_and_another_replica(
 
 
 async def test_broker_unavailable_at_initialize_refuses_the_call(bridge_factory: BridgeFactory) -> None:
-    service = await bridge_factory(amqp_url="amqp://guest:guest@127.0.0.1:1/")
+    service = await bridge_factory(amqp_url="amqp://guest:guest@127.0.0.1:1/", publish_timeout_s=1.5)
     assert not service.server.ready()
     voice = VoicePeer(ws_url(service), session_id="nobroker")
     await voice.connect()

@@ -28,6 +28,7 @@ from bridge.service import Service
 from bridge.telemetry import Telemetry
 from bridge.tools.voicepeer import VoicePeer
 from tests.support.amqp import Agent
+from tests.support.polling import until
 from tests.support.process import bridge_process, free_port
 
 CALLER_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -101,7 +102,15 @@ async def test_span_tree_of_a_call_and_trace_join_with_a_consumer(traced, agent:
     await voice.hangup()
     await voice.close()
     await agent.wait_event("session.ended", "traced")
-    await asyncio.sleep(0.2)
+    # The call's span ends once the call is gone, and session.ended's publish span at its confirm: wait
+    # for both, the last spans of the call.
+    def ended_spans() -> bool:
+        finished = list(exporter.get_finished_spans())
+        return bool(by_name(finished, "rtvbp.session")) and any(
+            s.attributes and s.attributes.get("rtvbp.event") == "session.ended" for s in finished
+        )
+
+    await until(ended_spans, 5, "the call's last spans")
 
     spans = list(exporter.get_finished_spans())
     session = by_name(spans, "rtvbp.session")

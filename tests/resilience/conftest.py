@@ -18,6 +18,9 @@ from tests.conftest import BridgeFactory, ws_url
 from tests.support.amqp import Agent, Received
 
 FRAME = 320  # 20 ms of L16/8000/1
+# A stall of the shared event loop the bystander must never see. Floods keep the loop busy for a few
+# hundred milliseconds on a loaded machine (their own client runs on it too); a blocking bridge is worse.
+MAX_STALL_S = 1.0
 
 
 @pytest.fixture
@@ -122,6 +125,10 @@ class Bystander:
         data: dict[str, Any] = ended.body["data"]
         assert data["reason"] == "hangup", data
         assert self.voice.played.audio[:1600] == b"\x05\x00" * 800
+        # The bridge runs on this loop: a call that stalled it (blocking work, a busy loop over a flood)
+        # shows as this call's own 20 ms sends going late. Bounded well above a loaded machine's jitter.
+        worst = max(self.lateness, default=0.0)
+        assert worst < MAX_STALL_S, f"the event loop stalled {worst * 1000:.0f} ms under this call"
         if lossless:
             counters = data["counters"]
             assert counters["dropped_in_bytes"] == 0 and counters["malformed_frames"] == 0, counters

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import re
 import subprocess
+import time
 from collections.abc import AsyncIterator
 
 from tests.support.polling import until as until  # re-exported: the resilience tests import it from here
@@ -48,6 +49,15 @@ async def close_connection(name: str, reason: str = "resilience test") -> int:
 async def delete_queue(name: str) -> None:
     """Delete a queue from the broker side (works on exclusive queues, unlike a client's queue.delete)."""
     await asyncio.to_thread(rabbitmqctl, "delete_queue", name)
+
+
+async def until_consumers(name: str, count: int, timeout: float) -> None:
+    """Wait for a queue to have `count` consumers. rabbitmqctl takes about a second: never on the loop,
+    which the bridge under test shares (a blocked loop would look like a bridge stall)."""
+    deadline = time.monotonic() + timeout
+    while (found := await asyncio.to_thread(queue_consumers, name)) != count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}: {found} consumers after {timeout:.0f} s, expected {count}")
 
 
 def queue_consumers(name: str) -> int | None:

@@ -6,8 +6,10 @@ A full broker restart mid-call is covered by tests/integration/test_ownership_an
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 import aio_pika
 import aiormq
@@ -26,7 +28,14 @@ from tests.resilience.conftest import (
     speech,
     started_call,
 )
-from tests.resilience.rabbit import close_connection, delete_queue, memory_alarm, queue_consumers, until
+from tests.resilience.rabbit import (
+    close_connection,
+    delete_queue,
+    memory_alarm,
+    queue_consumers,
+    until,
+    until_consumers,
+)
 from tests.resilience.tcpproxy import broker_proxy
 from tests.support.amqp import Agent
 
@@ -54,7 +63,7 @@ async def test_publisher_connection_killed_mid_call_loses_nothing(
     voice = await started_call(service, agent, "pubkill")
     pcm = speech(0, 150)  # 3 s
     talking = asyncio.create_task(voice.stream_audio(pcm))
-    await asyncio.sleep(1.0)
+    await agent.wait_for(lambda: len(_audio(agent, "pubkill")) >= 5, timeout=10)  # mid-stream
     assert await close_connection(f"rtvbp-bridge {instance_id} publish") == 1
     await voice.dtmf("5")  # a control event while the publisher is reconnecting
     await talking
@@ -90,9 +99,9 @@ async def test_the_404_responder_survives_its_queue_being_deleted_and_a_reconnec
     assert await close_connection(f"rtvbp-bridge {instance_id} consume") == 1
     await until(lambda: service.broker.reconnects >= 1, 10, "the consumer to reconnect")
     # the restore re-created the queue instead of failing: the live call and the responder both work
-    await until(lambda: queue_consumers(f"{prefix}.session.responder") == 1, 10, "the call's queue")
+    await until_consumers(f"{prefix}.session.responder", 1, 10)
     assert (await ping_command(agent, "responder"))["ok"]
-    await until(lambda: queue_consumers(f"{prefix}.unroutable.responder") == 1, 10, "the responder")
+    await until_consumers(f"{prefix}.unroutable.responder", 1, 10)
     assert (await ping_command(agent, "no-such-call"))["error"]["code"] == 404
     await voice.hangup()
     await voice.close()
@@ -108,7 +117,7 @@ async def test_consumer_connection_killed_mid_call_reclaims_the_session(
     assert await asyncio.to_thread(queue_consumers, queue) == 1
     assert await close_connection(f"rtvbp-bridge {instance_id} consume") == 1
     await until(lambda: service.broker.reconnects >= 1, 10, "the consumer to reconnect")
-    await until(lambda: queue_consumers(queue) == 1, 10, "the command queue to be re-claimed")
+    await until_consumers(queue, 1, 10)  # the command queue re-claimed
     # both calls take commands again, and the caller's audio never stopped flowing
     assert (await ping_command(agent, "conkill"))["ok"]
     await voice.stream_audio(speech(1, 25))
@@ -128,7 +137,7 @@ async def test_command_queue_deleted_under_a_live_session_is_reclaimed(
     bystander = await Bystander(service, agent).start()
     queue = f"{prefix}.session.{session_key('qdel')}"
     await delete_queue(queue)
-    await until(lambda: queue_consumers(queue) == 1, 10, "the command queue to be re-claimed")
+    await until_consumers(queue, 1, 10)  # the command queue re-claimed
     assert (await ping_command(agent, "qdel"))["ok"]
     played = await agent.command("qdel", {"type": "audio", "audio": b"\x07\x00" * 400})
     assert played is not None and played["ok"]
@@ -168,6 +177,66 @@ async def test_broker_down_at_start_up_then_ready_when_it_returns(
         assert "early-caller" not in {r.body["session_id"] for r in agent.events}
 
 
+async def test_a_broker_too_slow_for_the_audio_is_reported_as_a_buffer_overflow_gap(
+    bridge_factory: BridgeFactory, agent: Agent, amqp_url: str, instance_id: str
+) -> None:
+    """Connected and not blocking, but not confirming (a stall): beyond BRIDGE_AUDIO_BACKLOG_MS the caller's
+    audio is dropped and reported as `buffer_overflow`, not as `broker_unavailable`."""
+    async with broker_proxy(amqp_url) as (proxy, proxied_url):
+        service = await bridge_factory(
+            amqp_url=proxied_url, instance_id=instance_id, audio_backlog_ms=200, publish_timeout_s=5.0
+        )
+        voice = await started_call(service, agent, "overflow")
+        spoken = speech(0, 25)  # 0.5 s while the broker stalls: more than the 200 ms backlog
+        proxy.freeze()
+        await voice.stream_audio(spoken)
+        assert service.broker.ready() and not service.broker.blocked
+        proxy.thaw()
+        after = speech(1, 10)
+        await voice.stream_audio(after)
+        await voice.hangup()
+        ended = await agent.wait_event("session.ended", "overflow", timeout=10)
+        [gap] = events_of(agent, "overflow", "audio.gap")
+        assert gap["data"]["reason"] == "buffer_overflow" and gap["data"]["direction"] == "in", gap
+        counters = ended.body["data"]["counters"]
+        assert counters["bytes_in"] == len(spoken) + len(after)
+        assert counters["dropped_in_bytes"] == gap["data"]["dropped_bytes"] > 0
+        delivered = sum(len(a) for a in _audio(agent, "overflow"))
+        assert delivered + counters["dropped_in_bytes"] == counters["bytes_in"]
+        await voice.close()
+
+
+@pytest.mark.slow
+async def test_a_publish_unconfirmed_for_10_s_is_retried_on_a_new_channel(
+    bridge_factory: BridgeFactory, agent: Agent, amqp_url: str, instance_id: str
+) -> None:
+    """docs/reliability.md: a publish unconfirmed for 10 s is retried on a new channel (a stalled broker
+    that comes back); nothing is lost, a duplicate would carry the same seq."""
+    async with broker_proxy(amqp_url) as (proxy, proxied_url):
+        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id, publish_timeout_s=5.0)
+        voice = await started_call(service, agent, "retry")
+        control = service.broker.control
+        first_channel = control._live  # the underlying channel it publishes on
+        assert first_channel is not None
+        proxy.freeze()
+        asked = time.monotonic()
+        await voice.dtmf("7")
+        await until(lambda: control.retried >= 1, 15, "the unconfirmed dtmf to be retried")
+        waited = time.monotonic() - asked
+        proxy.thaw()
+        assert 9.5 <= waited <= 13, waited
+        await until(lambda: control._live not in (None, first_channel), 10, "a publish on a new channel")
+
+        # nothing lost: the dtmf arrives (the stalled copy may arrive too: the same event, the same seq)
+        def copies() -> list[dict[str, Any]]:
+            return [r.body for r in agent.events if r.body["type"] == "dtmf"]
+
+        await voice.hangup()
+        await agent.wait_event("session.ended", "retry", timeout=10)  # published after the dtmf, in order
+        assert copies() and {(c["seq"], c["data"]["digit"]) for c in copies()} == {(copies()[0]["seq"], "7")}
+        await voice.close()
+
+
 @pytest.mark.slow
 async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
     bridge_factory: BridgeFactory, amqp_url: str, instance_id: str
@@ -175,7 +244,7 @@ async def test_a_stalled_broker_still_gets_initialize_answered_in_time(
     """The broker stops answering without closing anything (a network stall): every broker step of a
     call's start shares the 1.5 s budget, so the voice hears 503 before its own 2 s timeout."""
     async with broker_proxy(amqp_url) as (proxy, proxied_url):
-        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id)
+        service = await bridge_factory(amqp_url=proxied_url, instance_id=instance_id, publish_timeout_s=1.5)
         assert service.broker.ready()
         proxy.freeze()
         voice = VoicePeer(ws_url(service), session_id="stalled")
@@ -350,9 +419,13 @@ async def test_call_refused_during_a_memory_alarm_leaves_no_phantom_session(
     await voice.hangup()
     await agent.wait_event("session.ended", "after-alarm", timeout=10)
     await voice.close()
-    # consumers never see a call start that has no end
-    types = agent.event_types("phantom")
-    assert types in ([], ["session.started", "session.ended"]), types
+    # The refused call's session.started was already out (the alarm blocks the connection at the first
+    # publish): it is held, never dropped, and the bridge closed the story right behind it. Both arrive
+    # before the later call's end, which went out on the same ordered publisher.
+    assert agent.event_types("phantom") == ["session.started", "session.ended"]
+    ended = await agent.wait_event("session.ended", "phantom")
+    assert ended.body["data"]["reason"] == "error", ended.body
+    assert "did not confirm session.started" in ended.body["data"]["detail"]
 
 
 @pytest.mark.slow
@@ -368,11 +441,10 @@ async def test_once_the_broker_blocks_publishing_new_calls_are_refused_at_once(
         await until(lambda: service.broker.blocked, 5, "connection.blocked from the broker")
         second = VoicePeer(ws_url(service), session_id="blocked-2")
         await second.connect()
-        started = asyncio.get_running_loop().time()
         with pytest.raises(RemoteError) as refused:
             await second.initialize()
+        # refused at once on the blocked flag, not by the confirm timeout (whose message differs)
         assert refused.value.code == 503 and "resource alarm" in refused.value.message
-        assert asyncio.get_running_loop().time() - started < 0.5  # not the 1 s confirm timeout
     await until(lambda: not service.broker.blocked, 10, "connection.unblocked")
     assert "session.started" not in agent.event_types("blocked-2")
 
@@ -386,11 +458,12 @@ async def test_voice_leaving_while_session_started_awaits_its_confirm_leaves_no_
     await voice.connect()
     async with memory_alarm():
         init = asyncio.ensure_future(voice.initialize())
-        await asyncio.sleep(0.5)  # session.started is held by the alarm; the caller gives up
+        # session.started meets the alarm (the broker blocks us at that publish); the caller gives up
+        await until(lambda: service.broker.blocked, 5, "session.started to be held by the alarm")
         await voice.close()
         with pytest.raises(ConnectionError):  # the socket closed under the pending request
             await init
-        await asyncio.sleep(0.5)
+        await until(lambda: not service.server.calls, 5, "the bridge to end the call during the alarm")
     ended = await agent.wait_event("session.ended", "left-early", timeout=15)
     assert ended.body["data"]["reason"] == "disconnect"
     assert agent.event_types("left-early") == ["session.started", "session.ended"]

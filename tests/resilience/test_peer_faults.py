@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 import uuid
@@ -11,6 +12,7 @@ import aio_pika
 import msgpack
 import pytest
 
+from bridge.server.call import Call
 from bridge.service import Service
 from bridge.tools.voicepeer import VoicePeer
 from tests.conftest import BridgeFactory, ws_url
@@ -94,17 +96,29 @@ async def non_reading_voice(service: Service, agent: Agent, session: str) -> Voi
     return voice
 
 
-def unsent_bytes(service: Service, session: str) -> int:
+# The documented per-socket limits (docs/reliability.md), written out here rather than imported.
+MiB = 1024 * 1024
+COMMANDS_REFUSED_ABOVE = 1 * MiB  # unsent bytes: commands get 413
+DISCONNECTED_ABOVE = 4 * MiB  # unsent bytes: the socket is closed with 1008
+PACER_HOLDS_ABOVE = 32 * 1024  # unsent bytes: audio waits in the playout buffer
+
+
+def call_of(service: Service, session: str) -> Call:
     for call in service.server.calls:
         if call.session.init_params is not None and call.session.init_params.call.session_id == session:
-            return int(call.ws.transport.get_write_buffer_size())
-    return -1
+            return call
+    raise AssertionError(f"no live call {session!r}")
+
+
+def unsent_bytes(call: Call) -> int:
+    return int(call.ws.transport.get_write_buffer_size())
 
 
 async def test_a_voice_that_stops_reading_never_stalls_the_bridge_or_fills_its_memory(
     service: Service, agent: Agent, bystander: Bystander
 ) -> None:
     voice = await non_reading_voice(service, agent, "stuck")
+    stuck = call_of(service, "stuck")
     text = "x" * 32_000
     flood = [
         agent.command(
@@ -118,14 +132,29 @@ async def test_a_voice_that_stops_reading_never_stalls_the_bridge_or_fills_its_m
     assert ok and refused and len(ok) + len(refused) == 200
     assert {r["error"]["code"] for r in refused} == {413}
     assert all("not reading" in r["error"]["message"] for r in refused)
-    # what the bridge holds for this peer is bounded (6.4 MB were offered)
-    assert 0 < unsent_bytes(service, "stuck") < 2 * 1024 * 1024
+    # refused only beyond 1 MiB unsent; accepted below it, so what is held is 1 MiB plus the few events
+    # whose sends were already under way when the bound was crossed
+    refused_at = [int(re.findall(r"(\d+) bytes", r["error"]["message"])[0]) for r in refused]
+    assert min(refused_at) > COMMANDS_REFUSED_ABOVE, min(refused_at)
+    assert COMMANDS_REFUSED_ABOVE < unsent_bytes(stuck) <= COMMANDS_REFUSED_ABOVE + 256 * 1024
     # the other call never waited on this socket
     assert await bystander.command_round_trip() < 0.5
+    # Audio for the stuck voice waits in the playout buffer, not in the socket's. Measured against a
+    # healthy call's second of audio played meanwhile on the same loop: by its mark, none of ours went.
+    reference = await started_call(service, agent, "reference")
+    second = b"\x03\x00" * 8000
+    for session in ("stuck", "reference"):
+        await agent.command(session, {"type": "audio", "audio": second}, reply=False)
+        await agent.command(session, {"type": "mark", "name": "played"}, reply=False)
+    await agent.wait_event("playout.mark", "reference", timeout=5)
+    assert unsent_bytes(stuck) > PACER_HOLDS_ABOVE
+    assert stuck.stats.frames_out == 0 and stuck.playout is not None and stuck.playout.queued_ms >= 900
     # when the voice reads again it gets exactly what was acknowledged, in order, and the call goes on
     assert voice.ws is not None
     voice.ws.transport.resume_reading()
     await until(lambda: len(voice.events_received) == len(ok), 10, "the acknowledged events to arrive")
+    await agent.wait_event("playout.mark", "stuck", timeout=5)  # and the held audio plays
+    assert voice.played.audio == second
     assert [int(e.data["delta"].split(":")[0]) for e in voice.events_received] == sorted(
         int(e.data["delta"].split(":")[0]) for e in voice.events_received
     )
@@ -136,6 +165,8 @@ async def test_a_voice_that_stops_reading_never_stalls_the_bridge_or_fills_its_m
     assert ended.body["data"]["reason"] == "hangup"
     assert ended.body["data"]["counters"]["commands_rejected"] == len(refused)
     await voice.close()
+    await reference.hangup()
+    await reference.close()
     await bystander.finish()
 
 
@@ -144,6 +175,7 @@ async def test_a_voice_flooding_requests_without_reading_is_disconnected(
     service: Service, agent: Agent, bystander: Bystander
 ) -> None:
     voice = await non_reading_voice(service, agent, "pingflood")
+    flooded = call_of(service, "pingflood")
     assert voice.ws is not None
     blob = "p" * 200_000  # ping data is echoed back: each request makes the bridge owe 200 kB
     for n in range(60):
@@ -156,7 +188,11 @@ async def test_a_voice_flooding_requests_without_reading_is_disconnected(
     ended = await agent.wait_event("session.ended", "pingflood", timeout=15)
     data = ended.body["data"]
     assert data["reason"] == "error" and "stopped reading" in data["detail"], data
-    assert max(unsent_bytes(service, "pingflood"), 0) < 5 * 1024 * 1024
+    # cut off at the first answer beyond 4 MiB unsent (one 200 kB echo past it at most), with 1008
+    unsent_at_cut = int(re.findall(r"\((\d+) bytes unsent\)", data["detail"])[0])
+    assert DISCONNECTED_ABOVE < unsent_at_cut <= DISCONNECTED_ABOVE + 210_000, unsent_at_cut
+    close = flooded.ws.protocol.close_sent
+    assert close is not None and close.code == 1008, close
     await bystander.finish()
 
 

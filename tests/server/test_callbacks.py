@@ -93,6 +93,15 @@ async def harness() -> AsyncIterator[Harness]:
     await server.close()
 
 
+def caller_items(app: RecordingApp) -> list[tuple[str, object]]:
+    """What the voice sent, as the app saw it (without the session's own events)."""
+    return [
+        item
+        for item in app.seen
+        if item[0] in ("audio", "event") and item[1] not in ("session.updated", "call.hangup")
+    ]
+
+
 def connection_of(harness: Harness, app: RecordingApp) -> HandoffConnection:
     assert app.call is not None and isinstance(app.call.ws, HandoffConnection)
     return app.call.ws
@@ -113,16 +122,11 @@ async def test_caller_audio_keeps_its_order_with_control_messages_on_both_paths(
                 sent.append(("audio", frame))
             await voice.dtmf(str(burst % 10))
             sent.append(("event", "dtmf"))
-            if burst % 4 == 0:
-                await asyncio.sleep(0.03)  # let the reader go idle: the next frames take the fast path
+            if burst % 4 == 0:  # the reader took all and goes idle: the next frames take the fast path
+                await until(lambda: len(caller_items(app)) == len(sent), 5, "the reader to catch up", 0.005)
         await voice.hangup()
         await asyncio.wait_for(app.ended.wait(), 5)
-    received = [
-        item
-        for item in app.seen
-        if item[0] in ("audio", "event") and item[1] not in ("session.updated", "call.hangup")
-    ]
-    assert received == sent
+    assert caller_items(app) == sent
     connection = connection_of(harness, app)
     assert 0 < connection.binary_taken <= 100
     assert app.summary is not None and app.summary.stats.frames_in == 100
@@ -200,15 +204,27 @@ async def test_the_pacer_holds_audio_while_the_voice_does_not_read(harness: Harn
         call = app.call
         assert call is not None and voice.ws is not None
         voice.ws.transport.pause_reading()  # the voice stops reading; TCP buffers fill, then ours
+        unsent = call.ws.transport.get_write_buffer_size
+        while unsent() <= 64 * 1024:  # fill the kernel's buffers, then ours beyond the hold point
+            call.send_event("input.transcript", {"delta": "x" * 32_000})
+            await asyncio.sleep(0)
+        held, held_at = unsent(), call.stats.frames_out
         call.enqueue_audio(b"\x02" * (8000 * 2 * 40))  # 40 s of audio, played at 100 ms lead
-        await asyncio.sleep(1.5)
+        # The clock: a healthy call on the same loop plays one second and its mark fires.
+        async with VoicePeer(harness.url, session_id="clock") as clock:
+            await clock.initialize()
+            clock_app = harness.apps[1]
+            assert clock_app.call is not None
+            clock_app.call.enqueue_audio(b"\x01" * 16000)
+            clock_app.call.add_mark("one-second")
+            await until(lambda: ("mark", "one-second") in clock_app.seen, 5, "a second of playout")
+            await clock.hangup()
+        # Meanwhile pacing alone would have sent 50 frames: none went into the full socket buffer, the
+        # audio waits in the playout buffer.
+        assert call.stats.frames_out == held_at, (held_at, call.stats.frames_out)
+        assert unsent() == held, (held, unsent())
         playout = call.playout
-        assert playout is not None
-        unsent = call.ws.transport.get_write_buffer_size()
-        # Over 1.5 s, real-time pacing alone would have sent 1.6 s; kernel buffers take some of it, but
-        # what websockets holds stays near the hold limit and the rest waits in the playout buffer.
-        assert unsent <= 64 * 1024, unsent
-        assert playout.queued_ms > 30_000
+        assert playout is not None and playout.queued_ms > 30_000
         voice.ws.transport.resume_reading()
         await voice.hangup()
 

@@ -9,7 +9,7 @@ import pickle
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from bridge.protocol import wire
@@ -303,18 +303,66 @@ def test_encode_decode_round_trip(value: Frame) -> None:
 envelope_keys = st.sampled_from(["version", "id", "event", "method", "response", "result", "error", "data"])
 frame_like = st.dictionaries(
     envelope_keys,
-    st.one_of(json_value, st.sampled_from(["1", "", "x"]), st.fixed_dictionaries({"code": json_value})),
+    st.one_of(
+        json_value,
+        st.sampled_from(["1", "", "x", 1]),
+        st.fixed_dictionaries({"code": json_value}),
+        st.fixed_dictionaries(
+            {"code": st.sampled_from([0, 1, True, 2.0]), "message": st.sampled_from(["", "m"])}
+        ),
+    ),
     max_size=8,
 ).map(lambda d: {"version": "1", **d} if len(d) % 2 else d)
 
 
+def expected_frame(obj: dict[str, Any]) -> Frame | None:
+    """The envelope rules (RTVBP v1) read independently: version "1"; the first non-empty string among
+    event, method, response says the kind; events and requests need a non-empty string id; an error is
+    null or {code: non-zero integer, message: non-empty string, ...}. None: the frame must be refused."""
+
+    def name(value: Any) -> bool:
+        return isinstance(value, str) and value != ""
+
+    if obj.get("version") != "1" or not isinstance(obj.get("version"), str):
+        return None
+    for kind in ("event", "method", "response"):
+        if name(obj.get(kind)):
+            break
+    else:
+        return None
+    if kind == "response":
+        error = obj.get("error")
+        if error is None:  # absent or null
+            return Response(obj["response"], obj.get("result", ABSENT), None)
+        code = error.get("code") if isinstance(error, dict) else None
+        if type(code) is not int or code == 0 or not name(error.get("message")):
+            return None
+        data = error.get("any", ABSENT)  # the error's data travels under the frozen key "any"
+        return Response(obj["response"], obj.get("result", ABSENT), ErrorObject(code, error["message"], data))
+    if not name(obj.get("id")):
+        return None
+    if kind == "event":
+        return Event(obj["id"], obj["event"], obj.get("data", ABSENT))
+    return Request(obj["id"], obj["method"], obj.get("params", ABSENT))
+
+
 @settings(max_examples=400)
 @given(frame_like)
-def test_decode_only_raises_envelope_error_on_frame_like_objects(obj: dict[str, Any]) -> None:
+@example({"version": 1, "id": "a", "event": "e"})
+@example({"version": "1", "id": "", "method": "m"})
+@example({"version": "1", "id": "a", "event": "", "method": "m"})
+@example({"version": "1", "response": "r", "error": {"code": 0, "message": "m"}})
+@example({"version": "1", "response": "r", "error": {"code": True, "message": "m"}})
+@example({"version": "1", "response": "r", "error": {"code": 7, "message": "m", "any": [1]}})
+def test_decode_accepts_exactly_the_frames_the_rules_allow(obj: dict[str, Any]) -> None:
+    expected = expected_frame(obj)
     try:
         decoded = decode_frame(json.dumps(obj))
     except EnvelopeError:
+        assert expected is None, f"refused a valid frame {obj!r}"
         return
+    assert expected is not None, f"accepted an invalid frame {obj!r}"
+    assert decoded == expected
     assert decode_frame(encode_frame(decoded)) == decoded  # whatever decodes can be re-sent as is
 
 

@@ -336,14 +336,28 @@ def test_terminal_request_success_closes_if_the_voice_does_not() -> None:
     assert of(session.connection_lost(1000), Ended)[0].reason == "hangup"
 
 
-def test_close_while_a_terminal_request_is_pending_counts_as_success() -> None:
+def test_a_voice_that_closes_instead_of_answering_a_terminal_request_gets_no_success() -> None:
     session = ready_session()
     rid, _ = session.send_request("application.move", {"reason": "handoff"}, 0.0)
     other, _ = session.send_request("session.get", {"keys": []}, 0.0)
     actions = session.connection_lost(1000)
     settled = {s.request_id: s for s in of(actions, RequestSettled)}
-    assert settled[rid].ok and not settled[other].ok and settled[other].code == 503
-    assert of(actions, Ended)[0].reason == "move"
+    assert not settled[rid].ok and settled[rid].code == 503
+    assert settled[rid].message == "the call closed before the voice answered"
+    assert not settled[other].ok and settled[other].code == 503
+    [ended] = of(actions, Ended)
+    assert ended.reason == "disconnect"  # not "move": nothing says the move happened
+    assert "before the voice answered application.move" in ended.detail
+
+
+def test_a_voice_that_hangs_up_instead_of_answering_call_hangup_ends_as_hangup() -> None:
+    session = ready_session()
+    rid, _ = session.send_request("call.hangup", {"reason": "done"}, 0.0)
+    session.receive_text(event("call.hangup", {}), 0.0)
+    actions = session.connection_lost(1000)
+    [settled] = of(actions, RequestSettled)
+    assert (settled.request_id, settled.ok, settled.code) == (rid, False, 503)
+    assert of(actions, Ended)[0].reason == "hangup"  # the voice said so itself
 
 
 def test_events_to_the_voice_are_validated_and_need_an_initialized_session() -> None:

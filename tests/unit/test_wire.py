@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import math
@@ -307,18 +306,89 @@ def test_go_float_round_trips_and_follows_go_notation(value: float) -> None:
         assert "." not in spelled and spelled.lstrip("-").isdigit()
 
 
-@settings(max_examples=300)
-@given(st.text())
-def test_loads_only_raises_wire_error_on_any_text(text: str) -> None:
-    with contextlib.suppress(wire.WireError):
+def strict_json_verdict(text: str | bytes) -> tuple[bool, Any]:
+    """An independent reading of the rules (RFC 8259 + the profile's limits), on the stdlib parser alone:
+    UTF-8, no NaN/Infinity, no duplicate keys, int64 integers, finite floats, paired surrogates, depth
+    <= 64. Returns (acceptable, value)."""
+    bad: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if len({k for k, _ in items}) != len(items):
+            bad.append("duplicate key")
+        return dict(items)
+
+    def integer(literal: str) -> int:
+        value = int(literal)
+        if not -(2**63) <= value < 2**63:
+            bad.append("int64")
+        return value
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if math.isinf(value):
+            bad.append("float64")
+        return value
+
+    def constant(name: str) -> float:
+        bad.append(name)
+        return 0.0
+
+    def clean(value: Any, depth: int) -> bool:
+        if isinstance(value, str):
+            return not any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+        children = (
+            list(value.items()) if isinstance(value, dict) else value if isinstance(value, list) else None
+        )
+        if children is None:
+            return True
+        if depth > 64:
+            return False
+        if isinstance(value, dict):
+            return all(clean(k, depth) and clean(v, depth + 1) for k, v in value.items())
+        return all(clean(v, depth + 1) for v in value)
+
+    try:
+        raw = text.decode("utf-8") if isinstance(text, bytes) else text
+        raw.encode("utf-8")
+        value = json.loads(
+            raw, object_pairs_hook=pairs, parse_int=integer, parse_float=number, parse_constant=constant
+        )
+    except (UnicodeError, ValueError, RecursionError):
+        return False, None
+    return not bad and clean(value, 1), value
+
+
+def assert_loads_agrees(text: str | bytes) -> None:
+    acceptable, expected = strict_json_verdict(text)
+    try:
+        value = wire.loads(text)
+    except wire.WireError:
+        assert not acceptable, f"rejected valid JSON {text!r}"
+        return
+    assert acceptable, f"accepted invalid JSON {text!r}"
+    assert value == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["NaN", "[1e999]", '{"a":1,"a":2}', str(2**63), '"\\ud800"', "[" * 65 + "]" * 65, b"\xff", "[1,]"],
+)
+def test_loads_rejects_what_the_rules_reject(text: str | bytes) -> None:
+    assert_loads_agrees(text)
+    with pytest.raises(wire.WireError):
         wire.loads(text)
 
 
 @settings(max_examples=300)
+@given(st.text())
+def test_loads_accepts_exactly_valid_json_on_any_text(text: str) -> None:
+    assert_loads_agrees(text)
+
+
+@settings(max_examples=300)
 @given(st.binary())
-def test_loads_only_raises_wire_error_on_any_bytes(raw: bytes) -> None:
-    with contextlib.suppress(wire.WireError):
-        wire.loads(raw)
+def test_loads_accepts_exactly_valid_json_on_any_bytes(raw: bytes) -> None:
+    assert_loads_agrees(raw)
 
 
 json_like_text = st.recursive(
@@ -337,7 +407,6 @@ json_like_text = st.recursive(
 
 @settings(max_examples=300)
 @given(json_like_text, st.integers(min_value=0, max_value=200))
-def test_loads_only_raises_wire_error_on_tricky_json(text: str, depth: int) -> None:
+def test_loads_accepts_exactly_valid_json_on_tricky_json(text: str, depth: int) -> None:
     for candidate in (text, "[" * depth + text + "]" * depth, text[: len(text) // 2]):
-        with contextlib.suppress(wire.WireError):
-            wire.loads(candidate)
+        assert_loads_agrees(candidate)
