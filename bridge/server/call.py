@@ -287,6 +287,17 @@ class Call:
         task.add_done_callback(_ignore_closed)
 
     async def _initialize(self, init: InitializeRequested) -> None:
+        fmt = AudioFormat.from_codec(
+            init.codec.name, init.codec.sample_rate, init.codec.bit_depth, init.codec.channels
+        )
+        # Two frames per pacer wake-up once the lead leaves room for it (>= 60 ms): half the timers.
+        batch = 2 if self.playout_lead_ms >= 3 * fmt.frame_ms else 1
+        # The playout exists before the bus side starts: consumers may send audio as soon as they see
+        # session.started, which goes out before its confirm (and before this call is accepted). It is
+        # queued now and paced once the voice has the initialize answer.
+        self.playout = Playout(
+            fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms, batch_frames=batch
+        )
         try:
             await self.app.start(self, init)
         except CallRefused as exc:
@@ -296,16 +307,10 @@ class Call:
             log.exception("session start failed")
             self._apply(self.session.reject_initialize(500, f"session setup failed: {type(exc).__name__}"))
             return
-        fmt = AudioFormat.from_codec(
-            init.codec.name, init.codec.sample_rate, init.codec.bit_depth, init.codec.channels
-        )
-        # Two frames per pacer wake-up once the lead leaves room for it (>= 60 ms): half the timers.
-        batch = 2 if self.playout_lead_ms >= 3 * fmt.frame_ms else 1
-        self.playout = Playout(
-            fmt, lead_ms=self.playout_lead_ms, max_buffer_ms=self.playout_max_ms, batch_frames=batch
-        )
         self._pacer.start(self.playout, self._ctx)
         self._apply(self.session.accept_initialize(time.monotonic()))
+        # Audio that arrived during set-up goes out behind the answer (its send runs on the next turn).
+        asyncio.get_running_loop().call_soon(self._pacer.reschedule, context=self._ctx)
 
     def _schedule_close(self, close: Close) -> None:
         at = time.monotonic() + close.delay_ms / 1000

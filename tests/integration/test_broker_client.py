@@ -7,8 +7,6 @@ import logging
 import uuid
 
 import aio_pika
-
-import aio_pika
 import pytest
 from yarl import URL
 

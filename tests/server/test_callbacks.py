@@ -315,3 +315,49 @@ async def test_random_interleavings_of_audio_and_control_keep_the_wire_order(
 
 
 NOT_SENT = ("session.updated", "call.hangup")  # events the peer sends itself around the test's own
+
+
+@dataclass
+class AudioDuringStartApp(RecordingApp):
+    """A consumer that answers session.started with audio before the bridge has accepted the call."""
+
+    queued: list[object] = field(default_factory=list)
+
+    async def start(self, call: Call, init: InitializeRequested) -> None:
+        await super().start(call, init)
+        self.queued.append(call.enqueue_audio(b"\x01\x02" * (FRAME * 5 // 2)))  # 100 ms
+        call.add_mark("during-start")
+        await asyncio.sleep(0.05)  # the rest of the bus side's set-up (the broker's confirm)
+
+
+async def test_audio_sent_during_set_up_is_queued_and_played_after_the_initialize_answer() -> None:
+    settings = load_settings(host="127.0.0.1", port=0, playout_lead_ms=100)
+    apps: list[AudioDuringStartApp] = []
+
+    def factory(_: Principal) -> AudioDuringStartApp:
+        apps.append(AudioDuringStartApp())
+        return apps[-1]
+
+    server = BridgeServer(settings, build_authenticator(settings), factory)
+    await server.start()
+    try:
+        async with VoicePeer(f"ws://127.0.0.1:{server.port}/", session_id="early-audio") as voice:
+            texts_at_first_frame: list[int] = []
+            buffer = voice._buffer
+
+            def first_frame(size: int) -> None:
+                if not texts_at_first_frame:
+                    texts_at_first_frame.append(len(voice.texts))
+                buffer(size)
+
+            voice._buffer = first_frame  # type: ignore[method-assign]
+            await voice.initialize()
+            await until(lambda: len(voice.played.frames) == 5, 5, "the early audio to be played")
+            app = apps[0]
+            await until(lambda: ("mark", "during-start") in app.seen, 5, "the mark")
+            assert [getattr(q, "queued_bytes", None) for q in app.queued] == [FRAME * 5]
+            assert texts_at_first_frame == [1]  # the initialize answer came first, then the audio
+            assert voice.played.audio == b"\x01\x02" * (FRAME * 5 // 2)
+            await voice.hangup()
+    finally:
+        await server.close()
