@@ -74,8 +74,9 @@ class CommandQueue:
         """Take the queue and start consuming; CallRefused (409 taken, 503 broker) when that fails."""
         try:
             channel = await self.broker.session_channel()
-        except ConnectionError:
-            raise CallRefused(503, "broker unavailable: cannot bridge this call") from None
+        except Exception as exc:  # closed, or closing under us (aio-pika raises RuntimeError then)
+            why = f"broker unavailable: cannot bridge this call ({type(exc).__name__})"
+            raise CallRefused(503, why) from None
         self._channel = channel
         try:
             await self._consume(channel)
