@@ -14,12 +14,17 @@ from rtvbp_consumer import AudioGap, Consumer, EventGap, ReplayUnavailable, Sess
 
 from tests.conftest import BridgeFactory
 from tests.consumer.test_consumer_live import FRAME, collect, next_call, speech, start_call
+from tests.support.polling import until
 
 
 async def test_a_consumer_started_mid_call_reads_its_audio_from_byte_0(
     bridge_factory: BridgeFactory, amqp_url: str, prefix: str
 ) -> None:
     service = await bridge_factory(replay=True)
+    over = await start_call(service, "over-1")  # a call that has ended before the consumer starts
+    await over.send_audio(speech(5))
+    await over.hangup()
+    await over.close()
     voice = await start_call(service, "late-1")
     sent = speech(150, salt=7)  # 3 s in real time, every frame different
     talking = asyncio.create_task(voice.stream_audio(sent))
@@ -28,6 +33,9 @@ async def test_a_consumer_started_mid_call_reads_its_audio_from_byte_0(
         assert consumer.replay_available
         call = await next_call(consumer.calls(include_live=True))
         assert call.session_id == "late-1" and call.codec.sample_rate == 8000
+        scan = consumer._scan
+        await until(lambda: scan is not None and scan.done, 5, "the look for calls in progress to end")
+        assert consumer._new_calls.empty()  # the call that had ended was not handed out
         reading = asyncio.create_task(collect(call))
         await talking
         await voice.hangup()

@@ -93,6 +93,7 @@ class Consumer:
         self.replay, self.lookback_s = replay, lookback_s
         self.replay_available = False  # known after start()
         self._scan: LiveCallsScan | None = None  # calls(include_live=True): the look for calls in progress
+        self._scan_task: asyncio.Task[None] | None = None  # (waits as long as no call sends anything)
 
     async def __aenter__(self) -> Consumer:
         await self.start()
@@ -162,6 +163,8 @@ class Consumer:
 
     async def close(self) -> None:
         """Stop following calls: their iterators end (`ended()` has reason "unknown"), commands fail."""
+        if self._scan_task is not None:
+            self._scan_task.cancel()
         if self._commands is not None:
             self._commands.fail_all(CommandError(503, "consumer closed"))
         if self._connection is not None:
@@ -197,7 +200,7 @@ class Consumer:
             return
         if self._scan is None and self._connection is not None:
             self._scan = LiveCallsScan(self._connection, self.prefix, self.lookback_s)
-            self._spawn(self._open_live_calls(self._scan))
+            self._scan_task = self._spawn(self._open_live_calls(self._scan))
 
     async def _open_live_calls(self, scan: LiveCallsScan) -> None:
         try:
@@ -303,10 +306,11 @@ class Consumer:
     def _on_reconnect(self, *_: Any) -> None:
         self._spawn(self._forget_gone_calls())
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _forget_gone_calls(self) -> None:
         """After a reconnect: a call whose session.ended went by while we were away would never end.
