@@ -1,8 +1,9 @@
 """rtvbp_consumer with the bridge's replay stream (BRIDGE_REPLAY=true): late consumers get every byte.
 
 A consumer started 2 s into a call (`calls(include_live=True)`) and a group member that takes a call
-late both read `call.audio()` from seq 0, byte 0, in order, each byte once; without the stream the
-library says so (`replay=True`) or goes on live only.
+late both read `call.audio()` from seq 0, byte 0, in order, each byte once, and a consumer cut off from
+the broker mid-call gets the hole filled; without the stream the library says so (`replay=True`) or
+goes on live only.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from rtvbp_consumer import AudioGap, Consumer, EventGap, ReplayUnavailable, Sess
 
 from tests.conftest import BridgeFactory
 from tests.consumer.test_consumer_live import FRAME, collect, next_call, speech, start_call
+from tests.resilience.tcpproxy import broker_proxy
 from tests.support.polling import until
 
 
@@ -84,4 +86,31 @@ async def test_without_the_stream_replay_is_refused_when_required_and_skipped_ot
         await voice.hangup()
         audio, _ = await collect(await next_call(calls))
     assert audio == sent
+    await voice.close()
+
+
+async def test_audio_missed_while_the_consumer_was_disconnected_is_read_from_the_stream(
+    bridge_factory: BridgeFactory, amqp_url: str, prefix: str
+) -> None:
+    service = await bridge_factory(replay=True)
+    async with (
+        broker_proxy(amqp_url) as (proxy, proxied_url),
+        Consumer(proxied_url, prefix, end_grace_s=1.0, reconnect_interval_s=0.2) as consumer,
+    ):
+        calls = consumer.calls()
+        voice = await start_call(service, "hole-1")
+        call = await next_call(calls)
+        reading = asyncio.create_task(collect(call))
+        sent = speech(100, salt=10)  # 2 s
+        talking = asyncio.create_task(voice.stream_audio(sent))
+        await until(lambda: call.stream.received_bytes >= 3200, 5, "the first chunks")
+        proxy.down()  # the connection drops and reconnecting fails for a while: chunks go nowhere live
+        proxy.reset()
+        await asyncio.sleep(0.5)  # the length of the outage, not a wait for nothing
+        proxy.up()
+        await talking
+        await voice.hangup()
+        audio, events = await reading
+    assert audio == sent  # the hole was filled from the stream: no gap, nothing twice
+    assert not [e for e in events if isinstance(e, AudioGap)] and call.missing_bytes == 0
     await voice.close()
