@@ -100,14 +100,24 @@ async def test_audio_missed_while_the_consumer_was_disconnected_is_read_from_the
         calls = consumer.calls()
         voice = await start_call(service, "hole-1")
         call = await next_call(calls)
+        short_voice = await start_call(service, "hole-short")  # this one ends while the consumer is away
+        short_call = await next_call(calls)
+        short_sent = speech(10, salt=11)
+        await short_voice.send_audio(short_sent)
+        await until(lambda: short_call.stream.received_bytes == len(short_sent), 5, "the short call's audio")
         reading = asyncio.create_task(collect(call))
         sent = speech(100, salt=10)  # 2 s
         talking = asyncio.create_task(voice.stream_audio(sent))
         await until(lambda: call.stream.received_bytes >= 3200, 5, "the first chunks")
         proxy.down()  # the connection drops and reconnecting fails for a while: chunks go nowhere live
         proxy.reset()
+        await short_voice.hangup()
+        await short_voice.close()
         await asyncio.sleep(0.5)  # the length of the outage, not a wait for nothing
         proxy.up()
+        # Its session.ended went by while the consumer was away: the stream has it, with its counters.
+        ended = await short_call.ended(timeout=10)
+        assert ended.reason == "hangup" and ended.counters["bytes_in"] == len(short_sent)
         await talking
         await voice.hangup()
         audio, events = await reading

@@ -47,6 +47,7 @@ from rtvbp_consumer.call import Call
 from rtvbp_consumer.commands import Commands
 from rtvbp_consumer.errors import CommandError, ReplayUnavailable
 from rtvbp_consumer.events import parse_event
+from rtvbp_consumer.replay import CATCH_UP_TIMEOUT_S as REPLAY_CATCH_UP_TIMEOUT_S
 from rtvbp_consumer.replay import LiveCallsScan, read_call_beginning, replay_stream_exists
 
 log = logging.getLogger("rtvbp_consumer")
@@ -314,14 +315,26 @@ class Consumer:
 
     async def _forget_gone_calls(self) -> None:
         """After a reconnect: a call whose session.ended went by while we were away would never end.
-        Its ownership queue (`<prefix>.session.<key>`, exclusive to the bridge) tells: gone means ended."""
+        Its ownership queue (`<prefix>.session.<key>`, exclusive to the bridge) tells: gone means ended.
+        With the replay stream, its end (and the audio before it) is read from there first."""
         for call in list(self._calls.values()):
             try:
                 if not await self._owned(call.session_key):
                     log.info("call %s ended while the consumer was disconnected", call.session_id)
-                    call.lost("ended while the consumer was disconnected")
+                    self._spawn(self._end_gone_call(call))
             except Exception:
                 log.warning("could not check call %s after a reconnect", call.session_id, exc_info=True)
+
+    async def _end_gone_call(self, call: Call) -> None:
+        # Twice: a replay already under way (a hole the reconnect left) may stop at live audio short
+        # of the end; the next one, with nothing held, reads until the call's session.ended.
+        for _ in range(2 if self.replay_available else 0):
+            call.begin_replay()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.replay_done.wait(), REPLAY_CATCH_UP_TIMEOUT_S + 1)
+            if call.is_ended:
+                return
+        call.lost("ended while the consumer was disconnected")
 
     async def _owned(self, key: str) -> bool:
         assert self._connection is not None and self._connection.transport is not None
