@@ -10,7 +10,7 @@ Depends only on aio-pika and msgpack. The Pipecat transport is `rtvbp_consumer.p
 
 from rtvbp_consumer.call import Call, ClearResult
 from rtvbp_consumer.consumer import Consumer
-from rtvbp_consumer.errors import CommandError
+from rtvbp_consumer.errors import CommandError, ReplayUnavailable
 from rtvbp_consumer.events import (
     AudioGap,
     AudioInfo,
@@ -39,6 +39,7 @@ __all__ = [
     "Event",
     "EventGap",
     "PlayoutMark",
+    "ReplayUnavailable",
     "SessionEnded",
     "SessionUpdated",
 ]

@@ -40,6 +40,9 @@ class Call:
         commands: Commands,
         end_grace_s: float,
         on_finished: Callable[[Call], None],
+        *,
+        started_ms: int = 0,
+        on_late: Callable[[Call], None] | None = None,
     ) -> None:
         self.session_id = session_id
         self.session_key = session_key
@@ -55,6 +58,13 @@ class Call:
         self._ended: asyncio.Future[SessionEnded] = asyncio.get_running_loop().create_future()
         self._marks: dict[str, list[asyncio.Future[PlayoutMark | None]]] = {}
         self._grace: asyncio.TimerHandle | None = None
+        self.started_ms = started_ms  # epoch ms of session.started: where a replay of the call seeks to
+        # With a replay stream: asked to read the call's beginning when live messages show it was missed.
+        self._on_late = on_late
+        self.replaying = False
+        self.replay_done = asyncio.Event()  # set when the replay has caught up with the live messages
+        self._last_event_ms = started_ms  # epoch ms of the last event delivered
+        self._held: list[tuple[int, int, bytes] | Event] = []  # live messages kept back while replaying
 
     def __repr__(self) -> str:
         return f"Call({self.session_id!r}, {self.codec.name}/{self.codec.sample_rate}/{self.codec.channels})"
@@ -141,6 +151,80 @@ class Call:
     # -- fed by the consumer ----------------------------------------------------------------------------
 
     def feed_chunk(self, seq: int, ts: int, audio: bytes) -> None:
+        """A live caller-audio chunk."""
+        if not self.replaying and seq > self.stream.next_audio_seq and self._on_late is not None:
+            self.begin_replay()  # chunks before this one went by before we followed the call
+        if self.replaying:
+            self._held.append((seq, ts, audio))
+            self._check_replay()
+        else:
+            self._accept_chunk(seq, ts, audio)
+
+    def feed_event(self, event: Event) -> None:
+        """A live event."""
+        late = event.seq > self.stream.next_event_seq
+        if not self.replaying and late and self._on_late is not None:
+            self.begin_replay()
+        if self.replaying:
+            self._held.append(event)
+            self._check_replay()
+        else:
+            self._accept_event(event)
+
+    # -- fed from the replay stream ---------------------------------------------------------------------
+
+    def begin_replay(self) -> None:
+        """Hold live messages back and have the call's beginning read from the replay stream, which
+        feeds `replayed_chunk` / `replayed_event` until `replay_caught_up` (or `end_replay`)."""
+        if self.replaying or self._on_late is None or self._ended.done():
+            return
+        self.replaying = True
+        self.replay_done.clear()
+        self._on_late(self)
+
+    def replayed_chunk(self, seq: int, ts: int, audio: bytes) -> None:
+        self._accept_chunk(seq, ts, audio)
+        self._check_replay()
+
+    def replayed_event(self, event: Event) -> None:
+        self._accept_event(event)
+        self._check_replay()
+
+    def _check_replay(self) -> None:
+        if self.replaying and self.replay_caught_up:
+            self.replay_done.set()
+
+    @property
+    def replay_caught_up(self) -> bool:
+        """The replay has reached what the live queue delivered (or the call is over): stop it."""
+        if self._ended.done():
+            return True
+        first_chunk = next((m for m in self._held if isinstance(m, tuple)), None)
+        if first_chunk is not None:
+            return self.stream.next_audio_seq >= first_chunk[0]
+        # No live audio yet (a silent caller): the events decide; a later chunk past a hole replays again.
+        first_event = next((m for m in self._held if not isinstance(m, tuple) and m.seq >= 0), None)
+        return first_event is not None and self.stream.next_event_seq >= first_event.seq
+
+    @property
+    def replay_from_ms(self) -> int:
+        """Epoch ms to read the replay from: where the delivered audio stopped (the call's start at first)."""
+        return min(self.started_ms + int(self.stream.position_ms), self._last_event_ms)
+
+    def end_replay(self) -> None:
+        """Back to live: deliver what was held (what the replay already delivered is a duplicate)."""
+        if not self.replaying:
+            return
+        self.replaying = False
+        self.replay_done.set()
+        held, self._held = self._held, []
+        for message in held:
+            if isinstance(message, tuple):
+                self._accept_chunk(*message)
+            else:
+                self._accept_event(message)
+
+    def _accept_chunk(self, seq: int, ts: int, audio: bytes) -> None:
         if self._ended.done():
             return
         deliver, gap = self.stream.accept_chunk(seq, ts, audio)
@@ -151,7 +235,7 @@ class Call:
             if self._grace is not None and self.stream.audio_complete:
                 self._finish()
 
-    def feed_event(self, event: Event) -> None:
+    def _accept_event(self, event: Event) -> None:
         if self._ended.done():
             return
         if event.seq >= 0:  # (a bridge_lost session.ended has no seq, and nothing can follow it)
@@ -160,6 +244,7 @@ class Call:
                 self._events.put_nowait(gap)
             if not deliver:
                 return
+            self._last_event_ms = max(self._last_event_ms, event.ts)
         if isinstance(event, SessionEnded):
             self.stream.ended = event
             if self.stream.audio_complete:
@@ -208,4 +293,5 @@ class Call:
                 if not waiter.done():
                     waiter.set_result(None)
         self._ended.set_result(self.stream.ended)
+        self.replay_done.set()
         self._on_finished(self)

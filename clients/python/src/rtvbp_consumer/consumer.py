@@ -12,6 +12,12 @@ Topology (docs/consumers.md §2), on a robust aio-pika connection that reconnect
   briefly for that. Caller audio, the heavy part, is bound per call (`<key>.in`): a chunk published
   before that binding existed (very unlikely: the first one comes `chunk_ms` after the call starts)
   is reported as an `AudioGap`, never hidden.
+
+Replay (when the bridge runs with BRIDGE_REPLAY=true, docs/reliability.md "Replay"): a call whose live
+messages show that its beginning went by unseen (the first chunk or event we get is past the next `seq`:
+a group member that took the call late, a gap after a reconnect) has that part read from the stream
+`<prefix>.replay` (replay.py), and `calls(include_live=True)` also hands out the calls already in
+progress when the consumer started, found in the same stream.
 """
 
 from __future__ import annotations
@@ -39,8 +45,10 @@ from aiormq.exceptions import ChannelLockedResource, ChannelNotFoundEntity
 
 from rtvbp_consumer.call import Call
 from rtvbp_consumer.commands import Commands
-from rtvbp_consumer.errors import CommandError
+from rtvbp_consumer.errors import CommandError, ReplayUnavailable
 from rtvbp_consumer.events import parse_event
+from rtvbp_consumer.replay import CATCH_UP_TIMEOUT_S as REPLAY_CATCH_UP_TIMEOUT_S
+from rtvbp_consumer.replay import LiveCallsScan, read_call_beginning, replay_stream_exists
 
 log = logging.getLogger("rtvbp_consumer")
 GROUP_QUEUE_EXPIRES_MS = 60_000  # a group's queue outlives member restarts, not the whole group
@@ -62,7 +70,12 @@ class Consumer:
         end_grace_s: float = 2.0,
         reconnect_interval_s: float = 1.0,
         name: str | None = None,
+        replay: bool | None = None,
+        lookback_s: float = 600.0,
     ) -> None:
+        """`replay`: read calls' missed beginnings from the replay stream; None (default) when the
+        deployment has it, True requires it (`start` raises ReplayUnavailable), False never.
+        `lookback_s`: how far back `calls(include_live=True)` looks for calls in progress."""
         self.url, self.prefix, self.group = url, prefix, group
         self.end_grace_s = end_grace_s
         self.reconnect_interval_s = reconnect_interval_s
@@ -78,6 +91,10 @@ class Consumer:
         self._background: set[asyncio.Task[None]] = set()
         self._call_channel: AbstractRobustChannel | None = None
         self._early: dict[str, list[dict[str, Any]]] = {}  # group mode: session key -> its events so far
+        self.replay, self.lookback_s = replay, lookback_s
+        self.replay_available = False  # known after start()
+        self._scan: LiveCallsScan | None = None  # calls(include_live=True): the look for calls in progress
+        self._scan_task: asyncio.Task[None] | None = None  # (waits as long as no call sends anything)
 
     async def __aenter__(self) -> Consumer:
         await self.start()
@@ -95,6 +112,11 @@ class Consumer:
             client_properties={"connection_name": self.name},
         )
         self._connection.reconnect_callbacks.add(self._on_reconnect)
+        if self.replay is not False:
+            self.replay_available = await replay_stream_exists(self._connection, self.prefix)
+            if self.replay and not self.replay_available:
+                await self._connection.close()
+                raise ReplayUnavailable(f"no replay stream {self.prefix}.replay (is BRIDGE_REPLAY=true?)")
         channel = await self._connection.channel(publisher_confirms=False)
         self._commands = Commands(channel, self.prefix, self.tag)
         await self._commands.start()
@@ -142,6 +164,8 @@ class Consumer:
 
     async def close(self) -> None:
         """Stop following calls: their iterators end (`ended()` has reason "unknown"), commands fail."""
+        if self._scan_task is not None:
+            self._scan_task.cancel()
         if self._commands is not None:
             self._commands.fail_all(CommandError(503, "consumer closed"))
         if self._connection is not None:
@@ -151,8 +175,13 @@ class Consumer:
             call.lost("the consumer was closed")
         self._new_calls.put_nowait(None)
 
-    async def calls(self) -> AsyncIterator[Call]:
-        """Every call that starts from now on (this member's share of them, with a `group`)."""
+    async def calls(self, include_live: bool = False) -> AsyncIterator[Call]:
+        """Every call that starts from now on (this member's share of them, with a `group`).
+
+        `include_live=True` (needs the replay stream, and no `group`): also the calls already in
+        progress (started within `lookback_s`), each from its first chunk."""
+        if include_live:
+            self._look_for_live_calls()
         while (call := await self._new_calls.get()) is not None:
             yield call
         self._new_calls.put_nowait(None)
@@ -164,9 +193,32 @@ class Consumer:
 
     # -- message routing ------------------------------------------------------------------------------
 
+    def _look_for_live_calls(self) -> None:
+        if self.group is not None:
+            raise ValueError("calls(include_live=True) is for a consumer without a group")
+        if not self.replay_available:
+            log.warning("no replay stream %s.replay: calls in progress cannot be found", self.prefix)
+            return
+        if self._scan is None and self._connection is not None:
+            self._scan = LiveCallsScan(self._connection, self.prefix, self.lookback_s)
+            self._scan_task = self._spawn(self._open_live_calls(self._scan))
+
+    async def _open_live_calls(self, scan: LiveCallsScan) -> None:
+        try:
+            for key, started in (await scan.run()).items():
+                call = self._open_call(key, started)
+                if call is not None:  # (None: its session.started came live too, it is followed already)
+                    call.begin_replay()
+        except Exception:
+            log.warning("could not look for the calls in progress", exc_info=True)
+        finally:
+            scan.done = True  # one look per consumer: live deliveries need not be noted any more
+
     async def _on_delivery(self, message: DeliveredMessage) -> None:
         try:
             body = msgpack.unpackb(message.body)
+            if self._scan is not None and not self._scan.done:
+                self._scan.seen_live(message.routing_key or "", body)
             key = (message.routing_key or "").partition(".")[0]
             kind = body["type"]
             if kind == "audio":
@@ -221,10 +273,31 @@ class Consumer:
             return None  # a duplicate session.started
         assert self._commands is not None
         data = body["data"]
-        call = Call(data, str(body["session_id"]), key, self._commands, self.end_grace_s, self._finished)
+        call = Call(
+            data,
+            str(body["session_id"]),
+            key,
+            self._commands,
+            self.end_grace_s,
+            self._finished,
+            started_ms=int(body.get("ts") or 0),
+            on_late=self._replay_call if self.replay_available else None,
+        )
         self._calls[key] = call
         self._new_calls.put_nowait(call)
         return call
+
+    def _replay_call(self, call: Call) -> None:
+        self._spawn(self._read_beginning(call))
+
+    async def _read_beginning(self, call: Call) -> None:
+        try:
+            assert self._connection is not None
+            await read_call_beginning(self._connection, self.prefix, call)
+        except Exception:
+            log.warning("could not replay call %s: what it misses is reported as gaps", call.session_id)
+        finally:
+            call.end_replay()
 
     def _finished(self, call: Call) -> None:
         self._calls.pop(call.session_key, None)
@@ -234,21 +307,34 @@ class Consumer:
     def _on_reconnect(self, *_: Any) -> None:
         self._spawn(self._forget_gone_calls())
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task
 
     async def _forget_gone_calls(self) -> None:
         """After a reconnect: a call whose session.ended went by while we were away would never end.
-        Its ownership queue (`<prefix>.session.<key>`, exclusive to the bridge) tells: gone means ended."""
+        Its ownership queue (`<prefix>.session.<key>`, exclusive to the bridge) tells: gone means ended.
+        With the replay stream, its end (and the audio before it) is read from there first."""
         for call in list(self._calls.values()):
             try:
                 if not await self._owned(call.session_key):
                     log.info("call %s ended while the consumer was disconnected", call.session_id)
-                    call.lost("ended while the consumer was disconnected")
+                    self._spawn(self._end_gone_call(call))
             except Exception:
                 log.warning("could not check call %s after a reconnect", call.session_id, exc_info=True)
+
+    async def _end_gone_call(self, call: Call) -> None:
+        # Twice: a replay already under way (a hole the reconnect left) may stop at live audio short
+        # of the end; the next one, with nothing held, reads until the call's session.ended.
+        for _ in range(2 if self.replay_available else 0):
+            call.begin_replay()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(call.replay_done.wait(), REPLAY_CATCH_UP_TIMEOUT_S + 1)
+            if call.is_ended:
+                return
+        call.lost("ended while the consumer was disconnected")
 
     async def _owned(self, key: str) -> bool:
         assert self._connection is not None and self._connection.transport is not None

@@ -1,4 +1,4 @@
-"""The one exception a command raises: the bridge (or the wait for it) said no."""
+"""The library's exceptions: a command the bridge (or the wait for it) refused, a replay stream missing."""
 
 from __future__ import annotations
 
@@ -15,3 +15,8 @@ class CommandError(Exception):
         super().__init__(f"{code} {message}")
         self.code = code
         self.message = message
+
+
+class ReplayUnavailable(Exception):
+    """`Consumer(replay=True)` and the deployment has no replay stream (the bridge runs without
+    BRIDGE_REPLAY=true), or it could not be read."""
