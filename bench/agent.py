@@ -12,6 +12,7 @@ import asyncio
 import json
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -104,7 +105,8 @@ class Agent:
         }
 
 
-def main() -> None:
+def main(agent_class: Callable[[argparse.Namespace], Any] | None = None) -> None:
+    """Run an echo agent until SIGTERM, then write its report (also the library agent's entry point)."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--prefix", required=True)
@@ -118,7 +120,7 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    agent = Agent(args)
+    agent = (agent_class or Agent)(args)
     asyncio.run(agent.run())
     with open(args.out, "w") as f:
         json.dump(agent.report(), f)

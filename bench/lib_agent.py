@@ -7,15 +7,14 @@ plumbing (topology, decoding, routing, seq checks, per-call iterators), not of e
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import signal
 import time
 
 from rtvbp_consumer import Call, Consumer
 
 from bench.agent import Agent
+from bench.agent import main as agent_main
 from bench.common import PROMPT_FLAG, frame
 
 
@@ -56,23 +55,7 @@ class LibraryAgent(Agent):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672/")
-    parser.add_argument("--prefix", required=True)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--probe-every", type=int, default=10)
-    parser.add_argument("--probe-after", type=float, default=4.0)
-    args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    agent = LibraryAgent(args)
-    asyncio.run(agent.run())
-    with open(args.out, "w") as f:
-        json.dump(agent.report(), f)
+    agent_main(LibraryAgent)
 
 
 if __name__ == "__main__":

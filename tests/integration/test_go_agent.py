@@ -80,26 +80,17 @@ def go_agent_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
     go = _go()
     tmp = tmp_path_factory.mktemp("go-agent")
     binary = tmp / "go-agent"
-    done = subprocess.run(
-        [go, "build", "-o", str(binary), "."],
-        cwd=AGENT_DIR,
-        env=_go_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, f"go build failed:\n{done.stdout}{done.stderr}"
-    vet = subprocess.run(
-        [go, "vet", "."],
-        cwd=AGENT_DIR,
-        env=_go_env(tmp),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert vet.returncode == 0, f"go vet failed:\n{vet.stdout}{vet.stderr}"
+    for step in (["build", "-o", str(binary), "."], ["vet", "."]):
+        done = subprocess.run(
+            [go, *step],
+            cwd=AGENT_DIR,
+            env=_go_env(tmp),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, f"go {step[0]} failed:\n{done.stdout}{done.stderr}"
     return binary
 
 
