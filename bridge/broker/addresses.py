@@ -2,9 +2,9 @@
 
 The bridge connects to the first address that answers and, when that connection is lost, reconnects to the
 next one that does. aio-pika's robust connection restores channels, queues and consumers after a reconnect
-but only knows one URL; `AddressListConnection` moves its URL to the next address whenever an attempt fails
-or a live connection is lost, so the restore happens on another node. Passwords never reach a log line:
-addresses are logged through `redact`.
+but only knows one URL; `RotatingRobustConnection` (bridge.compat.aio_pika) moves its URL to the next
+address whenever an attempt fails or a live connection is lost, so the restore happens on another node.
+Passwords never reach a log line: addresses are logged through `redact`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from aio_pika.abc import AbstractRobustConnection
-from aio_pika.robust_connection import RobustConnection
 from yarl import URL
+
+from bridge.compat.aio_pika import RotatingRobustConnection
 
 log = logging.getLogger("bridge.broker")
 
@@ -71,25 +71,8 @@ class BrokerTLS:
         return context
 
 
-class AddressListConnection(RobustConnection):
-    """A robust connection that tries the next address after every failed attempt or lost connection.
-
-    aio-pika reports both through `_on_connection_close` (a failed attempt too), before it waits and
-    reconnects to `self.url`; moving `self.url` there is the one hook its reconnect loop offers.
-    """
-
-    def __init__(self, addresses: Sequence[URL], start: int, **kwargs: Any) -> None:
-        self.addresses = tuple(addresses)
-        self.index = start % len(self.addresses)
-        super().__init__(self.addresses[self.index], **kwargs)
-
-    async def _on_connection_close(self, closing: Any) -> None:
-        if not (self._close_called or self.is_closed) and len(self.addresses) > 1:
-            left = redact(self.url)
-            self.index = (self.index + 1) % len(self.addresses)
-            self.url = self.addresses[self.index]
-            log.info("broker %s lost or not answering; trying %s next", left, redact(self.url))
-        await super()._on_connection_close(closing)
+def _log_move(left: URL, following: URL) -> None:
+    log.info("broker %s lost or not answering; trying %s next", redact(left), redact(following))
 
 
 async def connect_first_answering(
@@ -111,9 +94,10 @@ async def connect_first_answering(
         addresses = [a.update_query(heartbeat=heartbeat) for a in addresses]
     last: Exception = ConnectionError("no broker address")
     for start, address in enumerate(addresses):
-        conn = AddressListConnection(
+        conn = RotatingRobustConnection(
             addresses,
             start,
+            on_move=_log_move,
             ssl_context=context,  # aiormq applies it to amqps:// addresses only
             reconnect_interval=reconnect_interval,
             client_properties={"connection_name": name},

@@ -22,6 +22,7 @@ from bridge.broker.ledger import LEDGER_QUEUE_ARGS
 from bridge.broker.lost_calls import BadRecord, LedgerRecord, LostCall, LostCallTracker
 from bridge.broker.names import Topology
 from bridge.broker.publisher import ConfirmingPublisher, Outgoing
+from bridge.compat.aiormq import open_raw_channel
 from bridge.telemetry import Telemetry
 
 log = logging.getLogger("bridge.reaper")
@@ -129,7 +130,7 @@ class LostCallReaper:
         # A plain aiormq channel: an aio-pika robust one would try to "restore" itself after each 404.
         if self._checks is None or self._checks.is_closed:
             assert self._conn is not None
-            self._checks = await self._conn.transport.connection.channel()  # type: ignore[union-attr]
+            self._checks = await open_raw_channel(self._conn)
         return self._checks
 
     async def _end(self, call: LostCall[AbstractIncomingMessage]) -> None:

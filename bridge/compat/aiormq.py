@@ -25,6 +25,7 @@ __all__ = [
     "RawChannel",
     "connection_blocked",
     "consume_raw",
+    "open_raw_channel",
     "publish_nowait",
     "raw_channel",
 ]
@@ -46,6 +47,15 @@ def connection_blocked(connection: AbstractConnection | None) -> bool:
     underlay = getattr(transport, "connection", None)
     unblocked = getattr(underlay, UNBLOCKED_ATTRIBUTE, None)
     return isinstance(unblocked, asyncio.Event) and not unblocked.is_set()
+
+
+async def open_raw_channel(connection: AbstractConnection) -> RawChannel:
+    """A new plain aiormq channel on an aio-pika connection: one that aio-pika will never try to restore."""
+    underlay = getattr(connection.transport, "connection", None)
+    if underlay is None:
+        raise ConnectionError("broker connection not open")
+    channel: RawChannel = await underlay.channel()
+    return channel
 
 
 async def raw_channel(channel: AbstractChannel) -> RawChannel:

@@ -42,6 +42,17 @@ async def test_blocked_flag_is_the_private_unblocked_event_of_the_connection(
         flag.set()
 
 
+async def test_open_raw_channel_is_a_plain_aiormq_channel_on_the_connection(
+    connection: AbstractRobustConnection,
+) -> None:
+    channel = await compat.open_raw_channel(connection)
+    assert isinstance(channel, aiormq.Channel) and not channel.is_closed
+    await channel.close()
+    await connection.close()
+    with pytest.raises(ConnectionError):
+        await compat.open_raw_channel(connection)
+
+
 def test_blocked_falls_back_to_false_without_the_hook() -> None:
     assert compat.connection_blocked(None) is False
 
