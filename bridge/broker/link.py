@@ -198,6 +198,7 @@ class SessionLink:
 
     def _ended_data(self, summary: CallSummary) -> dict[str, Any]:
         s, p, up, cmds = summary.stats, summary.protocol, self.uplink, self.commands
+        caller_chunks = up.caller.chunks_out if up else 0
         assert self.outbox is not None
         return {
             "reason": summary.reason,
@@ -206,8 +207,8 @@ class SessionLink:
             "counters": {
                 "frames_in": s.frames_in,
                 "bytes_in": s.bytes_in,
-                "chunks_in": up.caller.chunks_out if up else 0,
-                "chunks_out": up.caller.chunks_out if up else 0,  # v1 alias of chunks_in, kept until v2
+                "chunks_in": caller_chunks,
+                "chunks_out": caller_chunks,  # v1 alias of chunks_in, kept until v2
                 "frames_out": s.frames_out,
                 "bytes_out": s.bytes_out,
                 # bytes_in = delivered + dropped_in_bytes (gaps plus a trailing partial sample).
